@@ -1,0 +1,13 @@
+"""The autograd engine: `Tensor`, the primitive table `OPS`, the backward driver, grad mode,
+name scopes, anomaly mode, gradient recording and `gradcheck`."""
+from .backward import grad_stats, topological_order, unbroadcast
+from .gradcheck import gradcheck
+from .ops import OPS, register
+from . import fused  # noqa: F401  (registers the fused primitives)
+from .state import (detect_anomaly, enable_grad, is_grad_enabled, name_scope, no_grad,
+                    record_gradients)
+from .tensor import Tensor, apply, cat, matmul, stack, where
+
+__all__ = ["Tensor", "OPS", "register", "apply", "cat", "stack", "where", "matmul", "no_grad",
+           "enable_grad", "is_grad_enabled", "name_scope", "detect_anomaly", "record_gradients",
+           "gradcheck", "unbroadcast", "grad_stats", "topological_order"]

@@ -1,0 +1,84 @@
+"""Global switches the engine reads while building graphs: grad mode, name scopes, anomaly
+mode and gradient recording. Each is a context manager; all state lives in one object."""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+
+class _State:
+    __slots__ = ("grad_enabled", "scopes", "scope", "anomaly", "recording")
+
+    def __init__(self) -> None:
+        self.grad_enabled = True
+        self.scopes: list[str] = []
+        self.scope = ""          # "h.3.attn": the joined scopes, cached for op creation
+        self.anomaly = False
+        self.recording = 0       # >0 inside record_gradients()
+
+
+STATE = _State()
+
+
+@contextlib.contextmanager
+def no_grad() -> Iterator[None]:
+    """Ops inside build no graph: outputs do not require grad and keep no parents."""
+    prev = STATE.grad_enabled
+    STATE.grad_enabled = False
+    try:
+        yield
+    finally:
+        STATE.grad_enabled = prev
+
+
+@contextlib.contextmanager
+def enable_grad() -> Iterator[None]:
+    """Re-enable graph building inside a `no_grad` block."""
+    prev = STATE.grad_enabled
+    STATE.grad_enabled = True
+    try:
+        yield
+    finally:
+        STATE.grad_enabled = prev
+
+
+def is_grad_enabled() -> bool:
+    return STATE.grad_enabled
+
+
+@contextlib.contextmanager
+def name_scope(name: str) -> Iterator[None]:
+    """Label every op created inside with `name`, nested scopes joined by dots ("h.3.attn")."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name_scope: name must be a non-empty string, got {name!r}")
+    STATE.scopes.append(name)
+    prev = STATE.scope
+    STATE.scope = ".".join(STATE.scopes)
+    try:
+        yield
+    finally:
+        STATE.scopes.pop()
+        STATE.scope = prev
+
+
+@contextlib.contextmanager
+def detect_anomaly() -> Iterator[None]:
+    """Raise at the first NaN/Inf produced by an op in forward or backward, naming the op and
+    the line of user code that created it (like torch.autograd.detect_anomaly)."""
+    prev = STATE.anomaly
+    STATE.anomaly = True
+    try:
+        yield
+    finally:
+        STATE.anomaly = prev
+
+
+@contextlib.contextmanager
+def record_gradients() -> Iterator[None]:
+    """Inside, `backward` keeps the graph and stores gradient statistics on every node and edge
+    (`Tensor.grad_stats`, `Tensor.edge_grad_stats`): what `viz.trace` draws."""
+    STATE.recording += 1
+    try:
+        yield
+    finally:
+        STATE.recording -= 1
