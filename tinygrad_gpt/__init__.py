@@ -2,9 +2,11 @@
 show how transformers learn and how they break."""
 from .engine import (Tensor, cat, detect_anomaly, enable_grad, gradcheck, name_scope, no_grad,
                      record_gradients, stack, where)
-from . import functional
+from . import functional, nn, optim
+from .model import GPT, GPTConfig
 
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "cat", "stack", "where", "no_grad", "enable_grad", "name_scope",
-           "detect_anomaly", "record_gradients", "gradcheck", "functional"]
+           "detect_anomaly", "record_gradients", "gradcheck", "functional", "nn", "optim",
+           "GPT", "GPTConfig"]

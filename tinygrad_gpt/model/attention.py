@@ -1,0 +1,67 @@
+"""Causal multi-head self-attention with an optional padding mask, rotary positions and a KV
+cache. A query that may attend to no key at all (a fully padded row) gets zeros, never NaN."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..engine import Tensor, name_scope
+from ..nn import Dropout, Linear, Module
+from .config import GPTConfig
+from .kv_cache import KVCache
+from .positions import apply_rope
+
+
+def attend(q: Tensor, k: Tensor, v: Tensor, allowed: np.ndarray | None,
+           dropout: Dropout | None = None) -> tuple[Tensor, Tensor]:
+    """softmax(q k^T / sqrt(hs), masked) v for q (B, nh, T, hs), k/v (B, nh, Tk, hs).
+    `allowed` (B|1, 1, T, Tk) bool; masked logits get the dtype's most negative finite value,
+    so a row with no allowed key stays finite, and such rows are then zeroed."""
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    att = (q @ k.transpose(-1, -2)) * scale                       # (B, nh, T, Tk)
+    if allowed is not None:
+        att = att.masked_fill(~allowed, float(np.finfo(att.dtype).min))
+    att = att.softmax(-1)
+    if allowed is not None:
+        any_key = allowed.any(axis=-1, keepdims=True)             # (B|1, 1, T, 1)
+        if not any_key.all():
+            att = att * Tensor(any_key.astype(att.dtype))
+    if dropout is not None:
+        att = dropout(att)
+    return att @ v, att                                            # (B, nh, T, hs)
+
+
+class CausalSelfAttention(Module):
+    def __init__(self, config: GPTConfig, rng: np.random.Generator):
+        c = config.n_embd
+        self.n_head, self.head_size = config.n_head, config.head_size
+        self.c_attn = Linear(c, 3 * c, bias=config.bias, rng=rng)
+        self.c_proj = Linear(c, c, bias=config.bias, rng=rng,
+                             std=0.02 / math.sqrt(2 * config.n_layer))
+        self.attn_dropout = Dropout(config.dropout, rng)
+        self.resid_dropout = Dropout(config.dropout, rng)
+        self.keep_attention = False      # set True to keep the last attention maps
+        self.last_attention: np.ndarray | None = None
+
+    def forward(self, x: Tensor, allowed: np.ndarray | None = None,
+                rope: tuple[np.ndarray, np.ndarray] | None = None,
+                cache: KVCache | None = None) -> Tensor:
+        b, t, c = x.shape
+        nh, hs = self.n_head, self.head_size
+        qkv = self.c_attn(x)                                         # (B, T, 3C)
+        q = qkv[:, :, :c].reshape(b, t, nh, hs).transpose(1, 2)      # (B, nh, T, hs)
+        k = qkv[:, :, c:2 * c].reshape(b, t, nh, hs).transpose(1, 2)
+        v = qkv[:, :, 2 * c:].reshape(b, t, nh, hs).transpose(1, 2)
+        if rope is not None:
+            with name_scope("rope"):
+                q = apply_rope(q, *rope)
+                k = apply_rope(k, *rope)
+        if cache is not None:
+            kc, vc = cache.append(k.data, v.data)
+            k, v = Tensor(kc), Tensor(vc)
+        y, att = attend(q, k, v, allowed, self.attn_dropout)
+        if self.keep_attention:
+            self.last_attention = att.data.copy()
+        y = y.transpose(1, 2).reshape(b, t, c)                       # (B, T, C)
+        return self.resid_dropout(self.c_proj(y))

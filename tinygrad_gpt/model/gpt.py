@@ -1,0 +1,262 @@
+"""`GPT`: token + position embeddings, a stack of Blocks, an optional final LayerNorm and a
+(tied or separate) head, with GPT-2's parameter names and layouts, input validation, and
+cached generation."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .. import functional as F
+from ..engine import Tensor, name_scope, no_grad
+from ..nn import Dropout, Embedding, LayerNorm, Module, ModuleList, Parameter
+from .block import Block
+from .config import GPTConfig
+from .kv_cache import KVCache
+from .positions import rope_cos_sin, sinusoidal_table
+
+IGNORE_INDEX = -100
+
+
+class Transformer(Module):
+    """The `transformer.` part of GPT-2's names: wte, wpe, h.N, ln_f."""
+
+    def __init__(self, config: GPTConfig, rng: np.random.Generator):
+        self.wte = Embedding(config.vocab_size, config.n_embd, rng=rng)
+        if config.pos_encoding == "learned":
+            self.wpe = Embedding(config.block_size, config.n_embd, std=0.01, rng=rng)
+        self.drop = Dropout(config.dropout, rng)
+        self.h = ModuleList(Block(config, rng, i) for i in range(config.n_layer))
+        if config.final_norm:
+            self.ln_f = LayerNorm(config.n_embd, config.layer_norm_eps, config.bias,
+                                  axis=config.ln_axis)
+
+
+class LMHead(Module):
+    """logits = x @ weight.T with weight (vocab, n_embd), as Hugging Face stores lm_head."""
+
+    def __init__(self, weight: Parameter):
+        self.weight = weight
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x @ self.weight.T
+
+
+class GPT(Module):
+    """A GPT-2 style decoder. `logits, loss = model(idx, targets=None, attention_mask=None)`."""
+
+    def __init__(self, config: GPTConfig, seed: int = 0):
+        if not isinstance(config, GPTConfig):
+            raise TypeError(f"GPT: expected a GPTConfig, got {type(config).__name__}")
+        self.config = config
+        rng = np.random.default_rng(seed)
+        self.transformer = Transformer(config, rng)
+        if config.tie_weights:
+            self.lm_head = LMHead(self.transformer.wte.weight)
+        else:
+            w = rng.normal(0.0, 0.02, (config.vocab_size, config.n_embd)).astype(np.float32)
+            self.lm_head = LMHead(Parameter(w))
+        self.named_parameters()  # gives every parameter its dotted name
+
+    # ------------------------------------------------------------------ validation
+    def _check_ids(self, idx: Any, what: str = "idx") -> np.ndarray:
+        ids = idx.data if isinstance(idx, Tensor) else np.asarray(idx)
+        if ids.dtype.kind not in "iu":
+            raise TypeError(f"GPT: {what} must hold integer token ids, got dtype {ids.dtype}")
+        if ids.ndim != 2 or ids.shape[1] == 0:
+            raise ValueError(f"GPT: {what} must have shape (B, T) with T >= 1, got {ids.shape}")
+        v = self.config.vocab_size
+        if ids.size and (ids.min() < 0 or ids.max() >= v):
+            bad = np.argwhere((ids < 0) | (ids >= v))[0]
+            pos = tuple(int(i) for i in bad)
+            raise ValueError(f"GPT: token id {int(ids[pos])} at position {pos} is out of range "
+                             f"for vocab_size {v} (allowed 0..{v - 1})")
+        return ids.astype(np.int64, copy=False)
+
+    def _check_length(self, t: int) -> None:
+        cfg = self.config
+        if cfg.pos_encoding == "learned" and t > cfg.block_size:
+            raise ValueError(f"GPT: sequence length {t} exceeds block_size {cfg.block_size} "
+                             f"for learned positions (allowed 1..{cfg.block_size}); crop the "
+                             "input, or use pos_encoding='sinusoidal' or 'rope' to go longer")
+
+    def _check_mask(self, attention_mask: Any, shape: tuple) -> np.ndarray:
+        m = attention_mask.data if isinstance(attention_mask, Tensor) else \
+            np.asarray(attention_mask)
+        if m.shape != shape:
+            raise ValueError(f"GPT: attention_mask has shape {m.shape}, expected {shape} (the "
+                             "shape of idx)")
+        if m.dtype != np.bool_ and not np.isin(m, (0, 1)).all():
+            raise ValueError("GPT: attention_mask must hold only 0 (padding) and 1 (token)")
+        return m.astype(bool)
+
+    # ------------------------------------------------------------------ forward
+    def _positions_features(self, positions: np.ndarray):
+        cfg = self.config
+        if cfg.pos_encoding == "rope":
+            cos, sin = rope_cos_sin(positions, cfg.head_size)
+            if positions.ndim == 2:                      # (B, T, hs) -> (B, 1, T, hs)
+                cos, sin = cos[:, None], sin[:, None]
+            return cos, sin
+        return None
+
+    def _run(self, ids: np.ndarray, positions: np.ndarray, allowed: np.ndarray | None,
+             caches: list | None = None, last_only: bool = False) -> Tensor:
+        cfg = self.config
+        tr = self.transformer
+        with name_scope("wte"):
+            x = tr.wte(ids)                                           # (B, T, C)
+        if cfg.pos_encoding == "learned":
+            if positions.max() >= cfg.block_size:
+                raise ValueError(f"GPT: position {int(positions.max())} is past block_size "
+                                 f"{cfg.block_size} for learned positions (allowed 0.."
+                                 f"{cfg.block_size - 1})")
+            with name_scope("wpe"):
+                x = x + tr.wpe(positions)
+        elif cfg.pos_encoding == "sinusoidal":
+            with name_scope("wpe"):
+                x = x + Tensor(sinusoidal_table(positions, cfg.n_embd, x.dtype))
+        x = tr.drop(x)
+        rope = self._positions_features(positions)
+        for i, block in enumerate(tr.h):
+            with name_scope(f"h.{i}"):
+                x = block(x, allowed, rope, caches[i] if caches is not None else None)
+        if cfg.final_norm:
+            with name_scope("ln_f"):
+                x = tr.ln_f(x)
+        if last_only:
+            x = x[:, -1:, :]
+        with name_scope("lm_head"):
+            return self.lm_head(x)                                    # (B, T, V)
+
+    def forward(self, idx: Any, targets: Any = None,
+                attention_mask: Any = None) -> tuple[Tensor, Tensor | None]:
+        """Logits (B, T, V) and, with targets, the mean cross-entropy over real tokens.
+        `attention_mask` (B, T) marks real tokens with 1 and padding with 0: keys at padding
+        are hidden from every query, positions count real tokens only, and padded targets are
+        ignored by the loss (mask_padding=False is mistake 8: the mask is ignored)."""
+        ids = self._check_ids(idx)
+        b, t = ids.shape
+        self._check_length(t)
+        allowed = np.tril(np.ones((t, t), dtype=bool))[None, None]    # (1, 1, T, T)
+        positions = np.arange(t)
+        mask = None
+        if attention_mask is not None:
+            mask = self._check_mask(attention_mask, ids.shape)
+            if self.config.mask_padding:
+                allowed = allowed & mask[:, None, None, :]            # (B, 1, T, T)
+                positions = np.maximum(np.cumsum(mask, axis=1) - 1, 0)
+        logits = self._run(ids, positions, allowed)
+        loss = None
+        if targets is not None:
+            tg = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
+            if tg.shape != ids.shape:
+                raise ValueError(f"GPT: targets have shape {tg.shape}, expected {ids.shape}")
+            if mask is not None:
+                tg = np.where(mask, tg, IGNORE_INDEX)
+            loss = F.cross_entropy(logits, tg, ignore_index=IGNORE_INDEX)
+        return logits, loss
+
+    # ------------------------------------------------------------------ generation
+    def generate(self, idx: Any, max_new_tokens: int, temperature: float = 1.0,
+                 top_k: int | None = None, top_p: float | None = None, use_cache: bool = True,
+                 seed: int | None = None) -> np.ndarray:
+        """Prompt (B, T) plus `max_new_tokens` sampled tokens. top_k=1 (or temperature=0) is
+        greedy. Learned positions see the last block_size tokens; sinusoidal, RoPE and no
+        positions see the whole sequence. The cache gives the same tokens as recomputing."""
+        cfg = self.config
+        ids = self._check_ids(idx)
+        if not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 0:
+            raise ValueError(f"generate: max_new_tokens must be an integer >= 0, got "
+                             f"{max_new_tokens!r}")
+        if temperature < 0:
+            raise ValueError(f"generate: temperature must be >= 0, got {temperature}")
+        if top_k is not None and not 1 <= top_k <= cfg.vocab_size:
+            raise ValueError(f"generate: top_k must be in 1..{cfg.vocab_size}, got {top_k}")
+        if top_p is not None and not 0.0 < top_p <= 1.0:
+            raise ValueError(f"generate: top_p must be in (0, 1], got {top_p}")
+        learned = cfg.pos_encoding == "learned"
+        rng = np.random.default_rng(seed)
+        was_training = self.training
+        self.eval()
+        out = [ids]
+        total = ids.shape[1]
+        try:
+            with no_grad():
+                caches = None
+                for step in range(max_new_tokens):
+                    seq = np.concatenate(out, axis=1) if len(out) > 1 else out[0]
+                    if use_cache and caches is not None and not (learned and total > cfg.block_size):
+                        pos = np.array([total - 1])
+                        logits = self._run(seq[:, -1:], pos, None, caches, last_only=True)
+                    else:
+                        window = seq[:, -cfg.block_size:] if learned else seq
+                        t = window.shape[1]
+                        allowed = np.tril(np.ones((t, t), dtype=bool))[None, None]
+                        if use_cache:
+                            cap = cfg.block_size if learned else total + max_new_tokens - step
+                            caches = [KVCache(cap, cfg.kv_cache_update) for _ in range(cfg.n_layer)]
+                        logits = self._run(window, np.arange(t), allowed, caches, last_only=True)
+                    nxt = self._sample(logits.data[:, -1, :], temperature, top_k, top_p, rng)
+                    out.append(nxt[:, None])
+                    total += 1
+        finally:
+            self.train(was_training)
+        return np.concatenate(out, axis=1)
+
+    @staticmethod
+    def _sample(logits: np.ndarray, temperature: float, top_k, top_p, rng) -> np.ndarray:
+        if temperature == 0 or top_k == 1:
+            return np.argmax(logits, axis=-1)
+        z = logits.astype(np.float64) / temperature
+        if top_k is not None and top_k < z.shape[-1]:
+            kth = np.sort(z, axis=-1)[:, -top_k][:, None]
+            z = np.where(z < kth, -np.inf, z)
+        p = np.exp(z - z.max(axis=-1, keepdims=True))
+        p /= p.sum(axis=-1, keepdims=True)
+        if top_p is not None and top_p < 1.0:
+            order = np.argsort(-p, axis=-1)
+            sorted_p = np.take_along_axis(p, order, axis=-1)
+            keep_sorted = np.cumsum(sorted_p, axis=-1) - sorted_p < top_p
+            keep = np.zeros_like(keep_sorted)
+            np.put_along_axis(keep, order, keep_sorted, axis=-1)
+            p = np.where(keep, p, 0.0)
+            p /= p.sum(axis=-1, keepdims=True)
+        u = rng.random((p.shape[0], 1))
+        return np.minimum((np.cumsum(p, axis=-1) < u).sum(axis=-1), p.shape[-1] - 1)
+
+    # ------------------------------------------------------------------ inspection
+    def record_attention(self, on: bool = True) -> None:
+        """Keep each layer's attention probabilities (B, nh, T, Tk) from the next forward."""
+        for block in self.transformer.h:
+            block.attn.keep_attention = on
+            block.attn.last_attention = None
+
+    def attention_maps(self) -> list:
+        return [block.attn.last_attention for block in self.transformer.h]
+
+    def load_state_dict(self, state: dict, strict: bool = True) -> None:
+        """Also takes a Hugging Face GPT2LMHeadModel state dict converted to numpy: its causal
+        mask buffers (`.attn.bias`, `.attn.masked_bias`) are skipped, and a tied model checks
+        that `lm_head.weight` equals `transformer.wte.weight`."""
+        state = {k: v for k, v in state.items()
+                 if not (k.endswith(".attn.bias") or k.endswith(".attn.masked_bias"))}
+        if self.config.tie_weights and "lm_head.weight" in state and \
+                "transformer.wte.weight" in state:
+            a = np.asarray(getattr(state["lm_head.weight"], "data", state["lm_head.weight"]))
+            b = np.asarray(getattr(state["transformer.wte.weight"], "data",
+                                   state["transformer.wte.weight"]))
+            if a.shape == b.shape and not np.array_equal(a, b):
+                raise ValueError("load_state_dict: lm_head.weight differs from "
+                                 "transformer.wte.weight, but this model ties them "
+                                 "(tie_weights=True); load into tie_weights=False instead")
+        super().load_state_dict(state, strict=strict)
+
+    def __repr__(self) -> str:
+        return f"GPT({self.config}, parameters={self.num_parameters():,})"
+
+
+def init_loss(vocab_size: int) -> float:
+    """The loss of a uniform prediction, ln(vocab): what a fresh model should start near."""
+    return math.log(vocab_size)

@@ -1,0 +1,170 @@
+"""Optimizers (SGD with momentum, AdamW with decoupled weight decay), gradient clipping and a
+warmup + cosine learning-rate schedule."""
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import numpy as np
+
+from .engine import Tensor
+
+
+def _groups(params, defaults: dict) -> list[dict]:
+    params = list(params)
+    if not params:
+        raise ValueError("optimizer: got an empty parameter list")
+    if isinstance(params[0], dict):
+        groups = [dict(defaults, **g) for g in params]
+    else:
+        groups = [dict(defaults, params=params)]
+    seen: set = set()
+    for g in groups:
+        g["params"] = list(g["params"])
+        for p in g["params"]:
+            if not isinstance(p, Tensor) or not p.requires_grad:
+                raise TypeError("optimizer: every parameter must be a Tensor that requires grad")
+            if id(p) in seen:
+                raise ValueError(f"optimizer: parameter {p.name or p.shape} appears twice")
+            seen.add(id(p))
+    return groups
+
+
+def weight_decay_groups(model, weight_decay: float) -> list[dict]:
+    """nanoGPT's rule: decay 2-D (and larger) weights, never biases, LayerNorm gains or other
+    1-D tensors. Returns parameter groups for AdamW."""
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+class Optimizer:
+    def __init__(self, params, defaults: dict):
+        self.param_groups = _groups(params, defaults)
+        self.state: dict = {}
+        self.step_count = 0
+
+    @property
+    def params(self) -> list:
+        return [p for g in self.param_groups for p in g["params"]]
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def set_lr(self, lr: float) -> None:
+        for g in self.param_groups:
+            g["lr"] = lr
+
+    def state_dict(self) -> dict:
+        """Step count, hyper-parameters and per-parameter state (by position), as arrays."""
+        return {"step_count": self.step_count,
+                "groups": [{k: v for k, v in g.items() if k != "params"}
+                           for g in self.param_groups],
+                "state": [{k: v.copy() for k, v in self.state.get(id(p), {}).items()}
+                          for p in self.params]}
+
+    def load_state_dict(self, sd: dict) -> None:
+        params = self.params
+        if len(sd["state"]) != len(params) or len(sd["groups"]) != len(self.param_groups):
+            raise ValueError(f"optimizer.load_state_dict: state for {len(sd['state'])} "
+                             f"parameters in {len(sd['groups'])} groups, optimizer has "
+                             f"{len(params)} in {len(self.param_groups)}")
+        for p, st in zip(params, sd["state"]):
+            for k, v in st.items():
+                if np.shape(v) != p.shape:
+                    raise ValueError(f"optimizer.load_state_dict: state '{k}' of shape "
+                                     f"{np.shape(v)} for a parameter of shape {p.shape}")
+            self.state[id(p)] = {k: np.array(v, dtype=p.dtype) for k, v in st.items()}
+        for g, saved in zip(self.param_groups, sd["groups"]):
+            g.update(saved)
+        self.step_count = int(sd["step_count"])
+
+
+class SGD(Optimizer):
+    """p -= lr * (g + wd p), with optional momentum buffer b = mu b + g."""
+
+    def __init__(self, params, lr: float = 1e-2, momentum: float = 0.0,
+                 weight_decay: float = 0.0):
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
+
+    def step(self) -> None:
+        self.step_count += 1
+        for g in self.param_groups:
+            lr, mu, wd = g["lr"], g["momentum"], g["weight_decay"]
+            for p in g["params"]:
+                if p.grad is None:
+                    continue
+                d = p.grad if wd == 0 else p.grad + wd * p.data
+                if mu:
+                    st = self.state.setdefault(id(p), {})
+                    buf = st.get("momentum")
+                    if buf is None:
+                        buf = st["momentum"] = np.array(d, dtype=p.dtype)
+                    else:
+                        buf *= mu
+                        buf += d
+                    d = buf
+                p.data -= (lr * d).astype(p.dtype, copy=False)
+
+
+class AdamW(Optimizer):
+    """Adam with decoupled weight decay (Loshchilov & Hutter), as torch.optim.AdamW:
+    p *= 1 - lr wd; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+    p -= lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)."""
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.01):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+                                      weight_decay=weight_decay))
+
+    def step(self) -> None:
+        self.step_count += 1
+        t = self.step_count
+        for g in self.param_groups:
+            lr, (b1, b2), eps, wd = g["lr"], g["betas"], g["eps"], g["weight_decay"]
+            bc1 = 1 - b1 ** t
+            bc2 = 1 - b2 ** t
+            for p in g["params"]:
+                grad = p.grad
+                if grad is None:
+                    continue
+                st = self.state.get(id(p))
+                if st is None:
+                    st = self.state[id(p)] = {"m": np.zeros_like(p.data),
+                                              "v": np.zeros_like(p.data)}
+                m, v = st["m"], st["v"]
+                m *= b1
+                m += (1 - b1) * grad
+                v *= b2
+                v += (1 - b2) * (grad * grad)
+                if wd:
+                    p.data *= p.dtype.type(1 - lr * wd)
+                denom = np.sqrt(v / bc2)
+                denom += eps
+                p.data -= (lr / bc1) * m / denom
+
+
+def clip_grad_norm(params: Iterable[Tensor], max_norm: float) -> float:
+    """Scale all gradients so their joint L2 norm is at most max_norm; returns the norm before
+    clipping (inf/nan pass through unclipped so they stay visible)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return 0.0
+    total = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
+    if math.isfinite(total) and total > max_norm:
+        scale = max_norm / (total + 1e-6)
+        for g in grads:
+            g *= g.dtype.type(scale)
+    return total
+
+
+def warmup_cosine(step: int, lr: float, warmup: int, total: int, min_lr: float = 0.0) -> float:
+    """Linear warmup from 0 over `warmup` steps, then cosine decay to min_lr at `total`."""
+    if warmup > 0 and step < warmup:
+        return lr * (step + 1) / warmup
+    if step >= total:
+        return min_lr
+    progress = (step - warmup) / max(1, total - warmup)
+    return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * progress))
