@@ -1,0 +1,49 @@
+"""The `tinygrad-gpt` command. Each subcommand lives in its own module, imported only when it
+runs; the module provides `add_arguments(parser)` and `run(args) -> int`."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# (name, module, one-line help): the whole table of subcommands
+COMMANDS = [
+    ("lab", "tinygrad_gpt.lab.cli", "run the eleven-mistakes lab and write its HTML report"),
+    ("train", "tinygrad_gpt.train", "train a GPT on a text corpus and save a checkpoint"),
+    ("sample", "tinygrad_gpt.sample", "generate text from a checkpoint"),
+    ("graph", "tinygrad_gpt.viz.cli", "draw a model's computation graph colored by gradient"),
+    ("diagnose", "tinygrad_gpt.diagnostics.cli", "find the mistakes in a model"),
+]
+
+
+def _usage() -> str:
+    width = max(len(n) for n, _, _ in COMMANDS)
+    lines = ["usage: tinygrad-gpt COMMAND [options]", "", "commands:"]
+    lines += [f"  {n:<{width}}  {h}" for n, _, h in COMMANDS]
+    lines += ["", "`tinygrad-gpt COMMAND --help` shows a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    if argv[0] == "--version":
+        from . import __version__
+        print(f"tinygrad-gpt {__version__}")
+        return 0
+    table = {n: (m, h) for n, m, h in COMMANDS}
+    if argv[0] not in table:
+        print(f"tinygrad-gpt: unknown command {argv[0]!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module_name, help_text = table[argv[0]]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"tinygrad-gpt {argv[0]}", description=help_text)
+    module.add_arguments(parser)
+    args = parser.parse_args(argv[1:])
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
