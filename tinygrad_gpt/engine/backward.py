@@ -19,6 +19,8 @@ def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
     if g.shape == shape:
         return g
     lead = g.ndim - len(shape)
+    if lead < 0:  # an op's bug; the caller's shape check names it
+        return g
     if lead > 0:
         g = g.sum(axis=tuple(range(lead)))
     ones = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
@@ -65,6 +67,8 @@ def topological_order(root: "Tensor") -> list:
             continue
         visited.add(id(node))
         stack.append((node, True))
+        if node._backward is None:  # a leaf: its parents (if any) are not on the gradient path
+            continue
         for p in node._parents:
             if p.requires_grad and id(p) not in visited:
                 stack.append((p, False))
@@ -92,7 +96,7 @@ def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool = False) -
         if recording:
             node.grad_stats = grad_stats(g)
         bw = node._backward
-        if node._op is None:  # leaf: accumulate across backward calls, like PyTorch
+        if bw is None:  # leaf: accumulate across backward calls, like PyTorch
             if node.grad is None:
                 node.grad = np.array(g, dtype=node.data.dtype)
             else:
@@ -100,8 +104,9 @@ def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool = False) -
             continue
         if bw is FREED:
             raise RuntimeError(
-                f"backward: the graph behind {node._describe()} was freed by an earlier backward(); "
-                "call backward(retain_graph=True) the first time to go through it twice")
+                f"backward: the graph behind {node._describe()} was freed by an earlier "
+                "backward(); call backward(retain_graph=True) the first time to go through it "
+                "twice")
         if node._retain:
             node.grad = np.array(g) if node.grad is None else node.grad + g
         parent_grads = bw(g)

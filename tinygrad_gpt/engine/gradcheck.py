@@ -5,24 +5,33 @@ from typing import Callable
 
 import numpy as np
 
+from .state import no_grad
 from .tensor import Tensor
 
 
 def numerical_grad(f: Callable[..., Tensor], inputs: list, i: int, w: np.ndarray,
                    eps: float = 1e-6) -> np.ndarray:
-    """d sum(f(*inputs) * w) / d inputs[i] by central differences."""
-    x = inputs[i].data
+    """d sum(f(*inputs) * w) / d inputs[i] by central differences.
+
+    The input's array is swapped for a private copy while it is perturbed, so any layout works
+    (transposed, broadcast, read-only) and the caller's array is never written."""
+    t = inputs[i]
+    original = t.data
+    x = np.array(original, dtype=original.dtype, copy=True)
     grad = np.zeros(x.shape, dtype=np.float64)
-    flat = x.reshape(-1)  # a view: writes go into the input
-    gflat = grad.reshape(-1)
-    for j in range(flat.size):
-        old = flat[j]
-        flat[j] = old + eps
-        plus = float(np.sum(f(*inputs).data * w))
-        flat[j] = old - eps
-        minus = float(np.sum(f(*inputs).data * w))
-        flat[j] = old
-        gflat[j] = (plus - minus) / (2 * eps)
+    t.data = x
+    try:
+        with no_grad():
+            for j in np.ndindex(x.shape):
+                old = x[j]
+                x[j] = old + eps
+                plus = float(np.sum(f(*inputs).data * w))
+                x[j] = old - eps
+                minus = float(np.sum(f(*inputs).data * w))
+                x[j] = old
+                grad[j] = (plus - minus) / (2 * eps)
+    finally:
+        t.data = original
     return grad
 
 

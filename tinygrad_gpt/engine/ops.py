@@ -74,6 +74,8 @@ def pow_(a, *, exponent: float):
     """out = a ** p (p a python scalar);  da = g * p * a^(p-1)"""
     p = exponent
     out = a ** p
+    if p == 0:  # constant 1: zero gradient, also at a = 0 (where p a^(p-1) is 0 * inf)
+        return out, lambda g: (np.zeros_like(g),)
     if p == 2:
         return out, lambda g: (g * (2 * a),)
     return out, lambda g: (g * (p * a ** (p - 1)),)

@@ -16,19 +16,24 @@ _PY_SCALARS = (bool, int, float)
 
 def _to_array(data: Any) -> np.ndarray:
     """Python scalars and lists become float32 (bools stay bool); numpy data keeps its dtype."""
-    if isinstance(data, np.ndarray):
-        return data
-    if isinstance(data, np.generic):
+    if isinstance(data, (np.ndarray, np.generic)):
+        arr = np.asarray(data)
+        if arr.dtype.kind in "biufc":
+            return arr
+    elif isinstance(data, bool):
         return np.asarray(data)
-    if isinstance(data, bool):
-        return np.asarray(data)
-    if isinstance(data, _PY_SCALARS):
+    elif isinstance(data, _PY_SCALARS):
         return np.asarray(data, dtype=np.float32)
-    arr = np.asarray(data)
-    if arr.dtype == np.bool_:
-        return arr
-    if arr.dtype.kind in "iuf":
-        return arr.astype(np.float32)
+    else:
+        try:
+            arr = np.asarray(data)
+        except ValueError as e:  # ragged nested lists
+            raise ValueError(f"Tensor: cannot make a tensor from this "
+                             f"{type(data).__name__}: {e}") from None
+        if arr.dtype == np.bool_:
+            return arr
+        if arr.dtype.kind in "iuf":
+            return arr.astype(np.float32)
     raise TypeError(f"Tensor: cannot make a tensor from {type(data).__name__} "
                     f"(numpy dtype {arr.dtype}); give numbers, lists or a numpy array")
 
@@ -99,7 +104,9 @@ class Tensor:
 
     @property
     def is_leaf(self) -> bool:
-        return self._op is None
+        """True when backward stops here: a user-made tensor, or an op's output made without a
+        gradient path (under no_grad, by detach) whose requires_grad was set afterwards."""
+        return self._backward is None
 
     def __len__(self) -> int:
         return len(self.data)
@@ -177,12 +184,16 @@ class Tensor:
     def _coerce(self, other: Any) -> "Tensor":
         if isinstance(other, Tensor):
             return other
-        if isinstance(other, _PY_SCALARS) and not isinstance(other, bool):
+        # python and numpy scalars are weak: they take the tensor's dtype, like in PyTorch
+        if isinstance(other, (int, float, np.integer, np.floating)) and \
+                not isinstance(other, (bool, np.bool_)):
             kind = self.data.dtype.kind
             if kind == "f":
                 return _const(np.asarray(other, dtype=self.data.dtype))
-            if isinstance(other, float):
+            if isinstance(other, (float, np.floating)):
                 return _const(np.asarray(other, dtype=np.float32))
+            if kind == "b":  # bool + int counts, it does not saturate at True
+                return _const(np.asarray(other, dtype=np.int64))
             return _const(np.asarray(other, dtype=self.data.dtype))
         return Tensor(other)
 
@@ -212,7 +223,13 @@ class Tensor:
         if isinstance(exponent, Tensor) or not isinstance(exponent, (int, float, np.number)):
             raise TypeError("pow: the exponent must be a python or numpy scalar, got "
                             f"{type(exponent).__name__}")
-        return apply("pow", self, exponent=float(exponent))
+        p = float(exponent)
+        base = self
+        if base.data.dtype.kind != "f" and not (p.is_integer() and p >= 0):
+            base = base.astype(np.float32)  # int ** 0.5 is float32, never float64
+        elif base.data.dtype.kind != "f":
+            p = int(p)  # int ** 2 stays integer
+        return apply("pow", base, exponent=p)
 
     def __matmul__(self, other):
         return matmul(self, other)
@@ -358,6 +375,9 @@ class Tensor:
         m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
         if m.dtype != np.bool_:
             raise TypeError(f"masked_fill: mask must be boolean, got dtype {m.dtype}")
+        if self.dtype.kind != "f" and not float(value).is_integer():
+            raise TypeError(f"masked_fill: value {value} does not fit the tensor's dtype "
+                            f"{self.dtype}")
         try:
             if np.broadcast_shapes(m.shape, self.shape) != self.shape:
                 raise ValueError
@@ -437,7 +457,9 @@ def apply(name: str, *inputs: Tensor, **attrs) -> Tensor:
     try:
         out, bw = opdef.fn(*[t.data for t in inputs], **attrs)
     except (ValueError, IndexError, TypeError) as e:
-        raise type(e)(f"{name}: inputs of shapes {_shapes(inputs)}: {e}") from None
+        # re-raise as the plain builtin class (numpy's subclasses take other constructor args)
+        cls = next(c for c in (ValueError, IndexError, TypeError) if isinstance(e, c))
+        raise cls(f"{name}: inputs of shapes {_shapes(inputs)}: {e}") from None
     if type(out) is not np.ndarray:
         out = np.asarray(out)
     t = _const(out)
