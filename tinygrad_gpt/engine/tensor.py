@@ -109,7 +109,15 @@ class Tensor:
         return self._backward is None
 
     def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len: a 0-d tensor has no length")
         return len(self.data)
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise ValueError(f"bool: the truth value of a tensor of shape {self.shape} is "
+                             "ambiguous; use .any() on .data or reduce it first")
+        return bool(self.data)
 
     def numpy(self) -> np.ndarray:
         return self.data
@@ -201,6 +209,8 @@ class Tensor:
         other = self._coerce(other)
         a, b = (other, self) if reflected else (self, other)
         a, b = _match_dtypes(name, a, b)
+        if name == "div" and a.data.dtype.kind != "f":  # int / int is float32, like torch
+            a, b = a.astype(np.float32), b.astype(np.float32)
         if a.data.shape != b.data.shape:
             try:
                 np.broadcast_shapes(a.data.shape, b.data.shape)
@@ -261,6 +271,8 @@ class Tensor:
 
     def gelu(self, approximate: str = "tanh") -> "Tensor":
         """GELU; `approximate="tanh"` is GPT-2's form, `"none"` the exact erf form."""
+        if approximate not in ("tanh", "none"):
+            raise ValueError(f"gelu: approximate must be 'tanh' or 'none', got {approximate!r}")
         return apply("gelu", self, approximate=approximate)
 
     def astype(self, dtype) -> "Tensor":

@@ -1,0 +1,204 @@
+"""Bad input gives an error that names the op and the shapes, never a raw numpy error from deep
+inside and never a silent wrong answer. Messages are asserted exactly."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import tinygrad_gpt.functional as F
+from tinygrad_gpt import Tensor, cat, name_scope, stack, where
+
+
+def f32(*shape):
+    return Tensor(np.ones(shape, np.float32), requires_grad=True)
+
+
+X = f32(2, 3)
+
+# (thunk, exception type, exact message or its start)
+CASES = {
+    "matmul inner": (lambda: Tensor(np.ones((4, 3))) @ Tensor(np.ones((5, 2))), ValueError,
+                     "matmul: (4, 3) @ (5, 2): inner sizes 3 and 5 differ"),
+    "matmul 1d": (lambda: Tensor(np.ones(3)) @ Tensor(np.ones(4)), ValueError,
+                  "matmul: (3,) @ (4,): inner sizes 3 and 4 differ"),
+    "matmul 0d": (lambda: Tensor(2.0) @ X, ValueError,
+                  "matmul: () @ (2, 3): operands must have at least one dimension"),
+    "matmul batch": (lambda: Tensor(np.ones((2, 3, 4))) @ Tensor(np.ones((5, 4, 2))), ValueError,
+                     "matmul: (2, 3, 4) @ (5, 4, 2): batch dimensions (2,) and (5,) do not "
+                     "broadcast"),
+    "matmul dtypes": (lambda: X @ Tensor(np.ones((3, 2))), TypeError,
+                      "matmul: dtypes float32 and float64 differ; cast one with .astype() "
+                      "(the engine never upcasts float32 silently)"),
+    "broadcast": (lambda: X + f32(4), ValueError, "add: shapes (2, 3) and (4,) do not broadcast"),
+    "broadcast reflected": (lambda: np.ones(4, np.float32) * X, ValueError,
+                            "mul: shapes (4,) and (2, 3) do not broadcast"),
+    "reshape": (lambda: X.reshape(4, -1), ValueError,
+                "reshape: cannot reshape (2, 3) (6 elements) into (4, -1)"),
+    "reshape two free": (lambda: X.reshape(-1, -1), ValueError,
+                         "reshape: cannot reshape (2, 3) (6 elements) into (-1, -1)"),
+    "permute": (lambda: X.permute(0, 2), ValueError,
+                "permute: axes (0, 2) are not a permutation of the 2 axes of shape (2, 3)"),
+    "transpose": (lambda: X.transpose(0, 5), ValueError,
+                  "transpose: axis 5 out of range for shape (2, 3)"),
+    "expand": (lambda: X.expand(4, 3), ValueError,
+               "expand: shape (2, 3) cannot broadcast to (4, 3)"),
+    "sum axis": (lambda: X.sum(axis=2), ValueError,
+                 "sum: axis 2 is out of range for a tensor of shape (2, 3) (allowed -2..1)"),
+    "mean axis tuple": (lambda: X.mean(axis=(0, -3)), ValueError,
+                        "mean: axis -3 is out of range for a tensor of shape (2, 3) (allowed "
+                        "-2..1)"),
+    "sum duplicate axis": (lambda: X.sum(axis=(0, 0)), ValueError,
+                           "sum: inputs of shapes (2, 3): duplicate value in 'axis'"),
+    "softmax axis": (lambda: X.softmax(axis=2), ValueError,
+                     "softmax: axis 2 is out of range for a tensor of shape (2, 3)"),
+    "max of empty": (lambda: Tensor(np.zeros((0, 3))).max(), ValueError,
+                     "max: empty tensor of shape (0, 3) has no max"),
+    "argmax of empty": (lambda: Tensor(np.zeros(0)).argmax(), ValueError,
+                        "argmax: empty tensor of shape (0,) has no argmax"),
+    "index out of bounds": (lambda: X[2], IndexError,
+                            "getitem: index [2] is invalid for a tensor of shape (2, 3): index 2 "
+                            "is out of bounds for axis 0 with size 2"),
+    "too many indices": (lambda: X[0, 0, 0], IndexError,
+                         "getitem: index [0, 0, 0] is invalid for a tensor of shape (2, 3): "
+                         "too many indices"),
+    "float index": (lambda: X[1.5], IndexError,
+                    "getitem: index [1.5] is invalid for a tensor of shape (2, 3)"),
+    "index array out of bounds": (lambda: X[np.array([0, 3])], IndexError,
+                                  "getitem: index [array(shape=(2,), dtype=int64)] is invalid "
+                                  "for a tensor of shape (2, 3): index 3 is out of bounds"),
+    "mask of wrong length": (lambda: X[np.array([True, False, True])], IndexError,
+                             "getitem: index [array(shape=(3,), dtype=bool)] is invalid for a "
+                             "tensor of shape (2, 3): boolean index did not match"),
+    "cat rank": (lambda: cat([X, f32(3)]), ValueError,
+                 "cat: shapes [(2, 3), (3,)] along axis 0: all inputs need the same rank and "
+                 "the axis must exist"),
+    "cat shapes": (lambda: cat([X, f32(2, 4)]), ValueError,
+                   "cat: shapes [(2, 3), (2, 4)] differ outside axis 0"),
+    "cat empty": (lambda: cat([]), ValueError, "cat: needs at least one tensor"),
+    "cat dtypes": (lambda: cat([X, Tensor(np.ones((2, 3)))]), TypeError,
+                   "cat: tensors have different dtypes ['float32', 'float64']"),
+    "stack shapes": (lambda: stack([X, f32(3, 2)]), ValueError,
+                     "stack: all shapes must be equal, got [(2, 3), (3, 2)]"),
+    "stack axis": (lambda: stack([X, X], axis=4), ValueError,
+                   "stack: axis 4 out of range for 3-d output"),
+    "where condition dtype": (lambda: where(np.ones(3), X, X), TypeError,
+                              "where: condition must be boolean, got dtype float64"),
+    "where shapes": (lambda: where(np.ones(4, bool), X, 0.0), ValueError,
+                     "where: shapes (4,), (2, 3), () do not broadcast"),
+    "masked_fill mask dtype": (lambda: X.masked_fill(np.ones((2, 3)), 0.0), TypeError,
+                               "masked_fill: mask must be boolean, got dtype float64"),
+    "masked_fill mask grows": (lambda: X.masked_fill(np.ones((1, 2, 3), bool), 0.0), ValueError,
+                               "masked_fill: mask of shape (1, 2, 3) does not broadcast to the "
+                               "tensor's shape (2, 3)"),
+    "masked_fill value": (lambda: Tensor(np.arange(3)).masked_fill(np.ones(3, bool), -np.inf),
+                          TypeError, "masked_fill: value -inf does not fit the tensor's dtype "
+                                     "int64"),
+    "pow tensor exponent": (lambda: X ** X, TypeError,
+                            "pow: the exponent must be a python or numpy scalar, got Tensor"),
+    "gelu approximate": (lambda: X.gelu("erf"), ValueError,
+                         "gelu: approximate must be 'tanh' or 'none', got 'erf'"),
+    "item": (lambda: X.item(), ValueError,
+             "item: only a tensor with one element converts to a python number, this one has "
+             "shape (2, 3)"),
+    "len of 0-d": (lambda: len(Tensor(1.0)), TypeError, "len: a 0-d tensor has no length"),
+    "bool of many": (lambda: bool(X > 0), ValueError,
+                     "bool: the truth value of a tensor of shape (2, 3) is ambiguous"),
+    "int requires grad": (lambda: Tensor(np.arange(3), requires_grad=True), TypeError,
+                          "Tensor: only floating-point tensors can require grad, got dtype "
+                          "int64"),
+    "from string": (lambda: Tensor("abc"), TypeError,
+                    "Tensor: cannot make a tensor from str (numpy dtype <U3); give numbers, "
+                    "lists or a numpy array"),
+    "from None": (lambda: Tensor(None), TypeError,
+                  "Tensor: cannot make a tensor from NoneType"),
+    "from string array": (lambda: Tensor(np.array(["a"])), TypeError,
+                          "Tensor: cannot make a tensor from ndarray (numpy dtype <U1)"),
+    "ragged list": (lambda: Tensor([[1.0], [2.0, 3.0]]), ValueError,
+                    "Tensor: cannot make a tensor from this list: "),
+    "float width mix": (lambda: X * Tensor(np.ones(3)), TypeError,
+                        "mul: dtypes float32 and float64 differ"),
+    "backward without grad": (lambda: Tensor([1.0]).sum().backward(), RuntimeError,
+                              "backward: tensor 'sum' of shape () does not require grad"),
+    "backward non-scalar": (lambda: (X * 2).backward(), RuntimeError,
+                            "backward: called without grad on a non-scalar tensor of shape "
+                            "(2, 3); pass grad= of that shape or reduce it first (e.g. .sum())"),
+    "backward grad shape": (lambda: (X * 2).backward(np.ones(3)), ValueError,
+                            "backward: grad has shape (3,), tensor has shape (2, 3)"),
+    "hook needs grad": (lambda: Tensor([1.0]).register_hook(print), RuntimeError,
+                        "register_hook: tensor 'leaf' of shape (1,) does not require grad"),
+    "name_scope name": (lambda: name_scope(3).__enter__(), ValueError,
+                        "name_scope: name must be a non-empty string, got 3"),
+    "ce float targets": (lambda: F.cross_entropy(X, np.array([0.0, 1.0])), TypeError,
+                         "cross_entropy: targets must be integers, got dtype float64"),
+    "ce shapes": (lambda: F.cross_entropy(X, np.array([0, 1, 2])), ValueError,
+                  "cross_entropy: logits (2, 3) and targets (3,): expected (N, V) with (N,) or "
+                  "(B, T, V) with (B, T)"),
+    "ce 1-d logits": (lambda: F.cross_entropy(f32(3), np.array(0)), ValueError,
+                      "cross_entropy: logits (3,) and targets (): expected"),
+    "ce target range": (lambda: F.cross_entropy(X, np.array([0, 3])), ValueError,
+                        "cross_entropy: target 3 at position (1,) is out of range for 3 classes "
+                        "(allowed 0..2, or ignore_index -100)"),
+    "ce negative target": (lambda: F.cross_entropy(X, np.array([-1, 0])), ValueError,
+                           "cross_entropy: target -1 at position (0,) is out of range"),
+    "layer_norm weight": (lambda: F.layer_norm(X, f32(2), f32(3)), ValueError,
+                          "layer_norm: weight has shape (2,), expected (3,) for input of shape "
+                          "(2, 3)"),
+    "layer_norm bias": (lambda: F.layer_norm(X, f32(3), f32(4)), ValueError,
+                        "layer_norm: bias has shape (4,), expected (3,) for input of shape "
+                        "(2, 3)"),
+    "dropout p": (lambda: F.dropout(X, 1.0), ValueError, "dropout: p must be in [0, 1), got 1.0"),
+    "dropout rng": (lambda: F.dropout(X, 0.5), ValueError,
+                    "dropout: pass rng=np.random.default_rng(seed) when p > 0 in training"),
+    "embedding range": (lambda: F.embedding(X, np.array([0, 2])), IndexError,
+                        "embedding: id 2 is out of range for 2 rows (allowed 0..1)"),
+    "embedding dtype": (lambda: F.embedding(X, np.array([0.0])), TypeError,
+                        "embedding: ids must be integers, got dtype float64"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_error_message(name):
+    thunk, exc, message = CASES[name]
+    with pytest.raises(exc, match="^" + re.escape(message)):
+        thunk()
+
+
+def test_no_raw_numpy_errors_from_numpy_subclasses():
+    # numpy raises AxisError (with its own constructor); the engine re-raises a plain builtin
+    with pytest.raises(ValueError, match=r"^sum: inputs of shapes \(\): axis 0 is out of bounds"):
+        Tensor(1.0).sum(axis=0)
+
+
+def test_hook_returning_a_wrong_shape():
+    x = f32(2, 3)
+    x.register_hook(lambda g: g[0])
+    with pytest.raises(RuntimeError, match=re.escape(
+            "hook on tensor 'leaf' of shape (2, 3): returned gradient of shape (3,), expected "
+            "(2, 3)")):
+        (x * 2.0).sum().backward()
+
+
+def test_an_op_with_a_wrong_backward_shape_is_caught_by_the_invariant():
+    from tinygrad_gpt.engine import OPS, apply, register
+
+    @register("_bad_for_test")
+    def bad(a):
+        """out = a;  da = g[0] (wrong on purpose)"""
+        return a.copy(), lambda g: (g[:1].reshape(1, *g.shape[1:]).sum(0),)
+    try:
+        x = f32(2, 3)
+        with pytest.raises(RuntimeError, match=re.escape(
+                "_bad_for_test: backward produced a gradient of shape (3,) for an input of "
+                "shape (2, 3)")):
+            apply("_bad_for_test", x).sum().backward()
+    finally:
+        del OPS["_bad_for_test"]
+
+
+def test_errors_leave_no_graph_state_behind():
+    with pytest.raises(ValueError):
+        with name_scope("block"):
+            X + f32(4)
+    assert (X * 1.0).scope == ""
