@@ -1,0 +1,335 @@
+"""viz graph tests: `trace` (nodes, edges, gradient statistics, cut paths), `group` by
+name_scope, and the DOT that `to_dot` / `side_by_side` write (labels, colours, dashed
+zero-gradient edges, clusters, legend, tooltips)."""
+from __future__ import annotations
+
+import re
+import sys
+
+import numpy as np
+import pytest
+
+import tinygrad_gpt as tg
+from tinygrad_gpt import Tensor, name_scope, no_grad
+from tinygrad_gpt.viz import ColorScale, group, scope_levels, side_by_side, to_dot, trace
+from tinygrad_gpt.viz.dot import NAN_COLOR, NOGRAD_EDGE, ZERO_COLOR, fill_color, fmt
+from tinygrad_gpt.viz.graph import GRAD, GROUP, INPUT, NONE, OP, PARAM, UNKNOWN, ZERO
+
+ATTR = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_dot(src: str) -> tuple[dict, list, list]:
+    """{node id: attrs}, [(src, dst, attrs)], [cluster labels] from our DOT output."""
+    nodes, edges, clusters = {}, [], []
+    lines = src.splitlines()
+    for i, line in enumerate(lines):
+        s = line.strip()
+        m = re.match(r"^(\w+) -> (\w+) \[(.*)\];$", s)
+        if m:
+            edges.append((m.group(1), m.group(2), dict(ATTR.findall(m.group(3)))))
+            continue
+        m = re.match(r"^(\w+) \[(.*)\];$", s)
+        if m and m.group(1) not in ("graph", "node", "edge", "legend"):
+            nodes[m.group(1)] = dict(ATTR.findall(m.group(2)))
+        if s.startswith("subgraph cluster_"):
+            clusters.append(ATTR.findall(lines[i + 1])[0][1] if 'label="' in lines[i + 1]
+                            else re.search(r'label="([^"]*)"', lines[i + 1]).group(1))
+    return nodes, edges, clusters
+
+
+def mlp(n_layers: int = 3, seed: int = 0, scale: float = 0.5, record: bool = True):
+    """A tanh MLP made of Tensors in name_scopes "layer.i"; returns (loss, params)."""
+    rng = np.random.default_rng(seed)
+    x = Tensor(rng.standard_normal((8, 4)).astype(np.float32))
+    params = {}
+    h = x
+    for i in range(n_layers):
+        with name_scope(f"layer.{i}"):
+            w = Tensor((rng.standard_normal((4, 4)) * scale).astype(np.float32),
+                       requires_grad=True, name=f"layer.{i}.W")
+            b = Tensor(np.zeros(4, np.float32), requires_grad=True, name=f"layer.{i}.b")
+            params[w.name], params[b.name] = w, b
+            h = (h @ w + b).tanh()
+    with name_scope("head"):
+        loss = (h.sum(axis=1) ** 2).mean()
+    if record:
+        with tg.record_gradients():
+            loss.backward()
+    return loss, params
+
+
+def test_trace_nodes_edges_and_order():
+    loss, params = mlp(record=False)
+    g = trace(loss)
+    kinds = [n.kind for n in g.nodes.values()]
+    assert kinds.count(PARAM) == 6 and kinds.count(INPUT) == 1
+    ops = sorted(n.op for n in g.nodes.values() if n.kind == OP)
+    assert ops == sorted(["matmul", "add", "tanh"] * 3 + ["sum", "pow", "mean"])
+    assert {n.name for n in g.params()} == set(params)
+    pos = {nid: k for k, nid in enumerate(g.nodes)}
+    assert all(pos[e.src] < pos[e.dst] for e in g.edges), "parents come before children"
+    assert len(g.edges) == 3 * 5 + 3
+    root = g.nodes[g.roots[0]]
+    assert root.op == "mean" and root.shape == () and root.dtype == "float32"
+    w0 = g.find("layer.0.W")[0]
+    assert w0.shape == (4, 4) and w0.scope == ("layer.0",)
+    # before backward: gradient paths are UNKNOWN, the input's edge carries none
+    flows = {e.flow for e in g.edges}
+    assert flows == {UNKNOWN, NONE}
+    assert [e for e in g.edges if e.flow == NONE][0].src == g.find("input")[0].id
+
+
+def test_trace_gradient_stats_match_the_real_gradients():
+    loss, params = mlp()
+    g = trace(loss)
+    assert g.recorded
+    for name, p in params.items():
+        node = g.find(name)[0]
+        assert node.grad["norm"] == pytest.approx(np.linalg.norm(p.grad), rel=1e-5)
+        assert node.grad["max"] == pytest.approx(np.abs(p.grad).max(), rel=1e-6)
+    # the gradient sent along the edge W -> matmul is W's whole gradient (W used once)
+    w = g.find("layer.1.W")[0]
+    (e,) = [e for e in g.edges if e.src == w.id]
+    assert e.flow == GRAD and e.grad["norm"] == pytest.approx(w.grad["norm"], rel=1e-6)
+    assert g.nodes[g.roots[0]].grad["norm"] == 1.0
+
+
+def test_trace_is_iterative_on_a_deep_chain():
+    x = Tensor(np.ones(3, np.float32), requires_grad=True)
+    y = x
+    for _ in range(max(3000, sys.getrecursionlimit() + 500)):
+        y = y * 1.0
+    g = trace(y.sum())
+    assert len([n for n in g.nodes.values() if n.op == "mul"]) >= 3000
+
+
+def test_trace_after_plain_backward_says_the_graph_was_released():
+    x = Tensor(np.ones(3, np.float32), requires_grad=True)
+    y = (x * 2).sum()
+    y.backward()
+    with pytest.raises(ValueError, match="released by backward.*record_gradients"):
+        trace(y)
+
+
+def test_cut_paths_are_none_edges_drawn_grey_and_dashed():
+    x = Tensor(np.array([[1.0, -2.0, 3.0]], np.float32), requires_grad=True)
+    idx = x.argmax(axis=1)                           # integer, no gradient
+    d = x.detach()                                   # cut on purpose
+    with no_grad():
+        z = x * 3.0                                  # no graph at all
+    mask = x > 0.0                                   # compare: boolean, no gradient
+    y = (x * d).sum() + (x * z).sum() + x.masked_fill(mask, 0.0).sum() \
+        + idx.astype(np.float32).sum()
+    with tg.record_gradients():
+        y.backward()
+    # argmax and compare outputs feed no graph (the engine links an op to its inputs only when
+    # one of them requires grad), so they are traced as extra roots
+    g = trace([y, idx, mask])
+    by_op = {}
+    for e in g.edges:
+        by_op.setdefault(g.nodes[e.dst].op, []).append(e)
+    (argmax_in,) = by_op["argmax"]
+    (detach_in,) = by_op["detach"]
+    assert argmax_in.flow == NONE and "argmax" in argmax_in.reason
+    assert detach_in.flow == NONE and "detach" in detach_in.reason
+    (compare_in, compare_const) = by_op["compare"]
+    assert compare_in.flow == NONE and compare_const.flow == NONE
+    # the no_grad product and the sum over the argmax's float copy were made without a graph
+    nograd = sorted(n.op for n in g.nodes.values() if "no_grad" in n.note)
+    assert nograd == ["mul", "sum"]
+    nodes, edges, _ = parse_dot(to_dot(g))
+    n_none = sum(e.flow == NONE for e in g.edges)
+    dashed = [a for _, _, a in edges if a.get("style") == "dashed"]
+    assert len(dashed) == n_none >= 7
+    assert all(a["color"] == NOGRAD_EDGE for a in dashed)
+    solid = [a for _, _, a in edges if a.get("style") != "dashed"]
+    assert solid and all(a["color"] != NOGRAD_EDGE for a in solid)
+
+
+def test_exactly_zero_gradient_is_grey_and_dashed():
+    x = Tensor(-np.ones((2, 3), np.float32), requires_grad=True)
+    w = Tensor(np.ones((3, 3), np.float32), requires_grad=True, name="w")
+    y = (x @ w).relu().sum()                         # every unit dead: zero gradient below relu
+    with tg.record_gradients():
+        y.backward()
+    g = trace(y)
+    wn = g.find("w")[0]
+    assert wn.grad["max"] == 0.0 and wn.grad["zero_frac"] == 1.0
+    relu = [n for n in g.nodes.values() if n.op == "relu"][0]
+    (into_relu,) = [e for e in g.edges if e.dst == relu.id]
+    assert into_relu.flow == ZERO
+    nodes, edges, _ = parse_dot(to_dot(g))
+    assert nodes[wn.id]["fillcolor"] == ZERO_COLOR
+    e_attrs = [a for s, d, a in edges if d == relu.id][0]
+    assert e_attrs["style"] == "dashed" and e_attrs["color"] == NOGRAD_EDGE
+    # the sum -> relu path still carries a non-zero gradient and stays solid
+    sum_node = g.nodes[g.roots[0]]
+    assert [a for s, d, a in edges if d == sum_node.id][0].get("style") != "dashed"
+
+
+def test_nan_gradient_is_red():
+    x = Tensor(np.array([0.0, 4.0], np.float32), requires_grad=True, name="x")
+    y = x.sqrt().sum()                               # d sqrt / dx at 0 is inf
+    with tg.record_gradients(), np.errstate(divide="ignore", invalid="ignore"):
+        y.backward()
+    g = trace(y)
+    xn = g.find("x")[0]
+    assert not xn.grad["finite"]
+    nodes, edges, _ = parse_dot(to_dot(g))
+    assert nodes[xn.id]["fillcolor"] == NAN_COLOR
+    assert "NaN/Inf" in nodes[xn.id]["tooltip"]
+    assert [a for s, d, a in edges if s == xn.id][0]["color"] == NAN_COLOR
+
+
+def test_dot_labels_colours_widths_and_tooltips():
+    loss, params = mlp()
+    g = trace(loss)
+    src = to_dot(g, title="MLP")
+    nodes, edges, clusters = parse_dot(src)
+    assert len(nodes) == len(g.nodes) and len(edges) == len(g.edges)
+    assert sorted(clusters) == ["head", "layer.0", "layer.1", "layer.2"]
+    scale = ColorScale.fit(g)
+    for nid, n in g.nodes.items():
+        a = nodes[nid]
+        if n.kind == PARAM:
+            assert a["label"].startswith(n.name + "\\n(")          # name, then shape
+            assert a["penwidth"] == "2"
+        assert a["fillcolor"] == fill_color(n.grad, scale)
+        if n.grad is not None:
+            assert f"|grad| norm {fmt(n.grad['norm'])}, max {fmt(n.grad['max'])}" in a["tooltip"]
+            assert a["label"].endswith("|g| " + fmt(n.grad["norm"]))
+    # darker fill for a larger norm: compare luminance order with norm order
+    ps = sorted(g.params(), key=lambda n: n.grad["norm"])
+    lum = [sum(int(nodes[n.id]["fillcolor"][k:k + 2], 16) for k in (1, 3, 5)) for n in ps]
+    assert lum == sorted(lum, reverse=True)
+    # edge width grows with the gradient norm it carries
+    grad_edges = sorted((e for e in g.edges if e.flow == GRAD), key=lambda e: e.grad["norm"])
+    width = {(s, d): float(a["penwidth"]) for s, d, a in edges}
+    ws = [width[(e.src, e.dst)] for e in grad_edges]
+    assert ws == sorted(ws) and ws[-1] > ws[0]
+    assert "legend [shape=plaintext" in src and "log scale" in src
+    assert 'label="MLP"' in src
+
+
+def test_color_scale_is_log_and_clipped():
+    s = ColorScale(1e-4, 1.0)
+    assert s.position(1e-2) == pytest.approx(0.5)
+    assert s.position(1e-9) == 0.0 and s.position(10.0) == 1.0
+    assert s.ticks() == [1e-4, 1e-3, 1e-2, 1e-1, 1.0]
+    with pytest.raises(ValueError, match="vmin"):
+        ColorScale(0.0, 1.0)
+
+
+def test_scope_levels_keep_indices_with_their_name():
+    assert scope_levels("h.3.attn") == ("h.3", "attn")
+    assert scope_levels("") == ()
+    assert scope_levels("lm_head") == ("lm_head",)
+    assert scope_levels("layer.0.mlp.c_fc") == ("layer.0", "mlp", "c_fc")
+
+
+def block_model(n_blocks: int = 2, seed: int = 0, residual: bool = True):
+    """A miniature transformer-shaped graph: emb, blocks with attn/mlp sub-scopes and
+    residual adds, a head that reuses (ties) the embedding matrix."""
+    rng = np.random.default_rng(seed)
+    wte = Tensor(rng.standard_normal((5, 4)).astype(np.float32), requires_grad=True, name="wte")
+    with name_scope("emb"):
+        x = wte[np.array([0, 1, 2])]
+    for i in range(n_blocks):
+        with name_scope(f"blk.{i}"):
+            with name_scope("attn"):
+                wa = Tensor(rng.standard_normal((4, 4)).astype(np.float32) * 0.3,
+                            requires_grad=True, name=f"blk.{i}.attn.w")
+                a = (x @ wa).tanh()
+            x = x + a if residual else a
+            with name_scope("mlp"):
+                wm = Tensor(rng.standard_normal((4, 4)).astype(np.float32) * 0.3,
+                            requires_grad=True, name=f"blk.{i}.mlp.w")
+                m = (x @ wm).relu()
+            x = x + m if residual else m
+    with name_scope("head"):
+        logits = x @ wte.T
+        loss = (logits ** 2).mean()
+    with tg.record_gradients():
+        loss.backward()
+    return loss
+
+
+def test_group_depth_one_is_embedding_blocks_head():
+    g = trace(block_model())
+    g1 = group(g, 1)
+    titles = [n.title for n in g1.nodes.values()]
+    assert titles == ["wte", "emb", "blk.0", "blk.1", "head"]
+    # the tied embedding is used in two scopes, so it stays its own node, feeding both
+    wte = g1.find("wte")[0]
+    assert wte.kind == PARAM
+    dsts = {g1.nodes[e.dst].title for e in g1.edges if e.src == wte.id}
+    assert dsts == {"emb", "head"}
+    blk0 = g1.find("blk.0")[0]
+    assert blk0.kind == GROUP and blk0.n_params == 2
+    assert blk0.ops == {"matmul": 2, "tanh": 1, "relu": 1, "add": 2}
+    # the group's gradient is the gradient of the tensor leaving it (the second residual add)
+    last_add = [n for n in g.nodes.values() if n.op == "add" and n.scope == ("blk.0",)][-1]
+    assert blk0.grad["norm"] == pytest.approx(last_add.grad["norm"])
+    src = to_dot(g, depth=1)
+    nodes, edges, clusters = parse_dot(src)
+    assert clusters == []
+    assert nodes[blk0.id]["peripheries"] == "2"
+    assert "2 params" in nodes[blk0.id]["label"]
+
+
+def test_group_depth_two_shows_sublayers_and_residual_adds():
+    g = trace(block_model())
+    g2 = group(g, 2)
+    titles = [n.title for n in g2.nodes.values()]
+    assert "blk.0.attn" in titles and "blk.1.mlp" in titles
+    adds = [n for n in g2.nodes.values() if n.op == "add"]
+    assert [n.scope for n in adds] == [("blk.0",)] * 2 + [("blk.1",)] * 2
+    attn0, add0 = g2.find("blk.0.attn")[0], adds[0]
+    emb_out = g2.find("getitem")[0]
+    # residual: the block input feeds both the attn group and the add that skips it
+    assert {(e.src, e.dst) for e in g2.edges} >= {(emb_out.id, attn0.id), (emb_out.id, add0.id),
+                                                  (attn0.id, add0.id)}
+    nodes, edges, clusters = parse_dot(to_dot(g, depth=2))
+    assert clusters == ["emb", "blk.0", "blk.1", "head"]
+    assert nodes[attn0.id]["label"].startswith("attn\\n")
+    # full depth: nested clusters down to attn/mlp
+    _, _, full = parse_dot(to_dot(g))
+    assert full.count("blk.0.attn") == 1 and "blk.1.mlp" in full
+
+
+def test_group_gradient_fades_without_residual_on_a_shared_scale():
+    with_res = trace(block_model(n_blocks=4, residual=True))
+    without = trace(block_model(n_blocks=4, residual=False))
+    fades = [without.group_stats(1)[f"blk.{i}"]["norm"] for i in range(4)]
+    assert fades == sorted(fades)                     # smaller towards the input
+    src = side_by_side([without, with_res], ["no residual", "residual"], depth=1)
+    nodes, edges, clusters = parse_dot(src)
+    assert clusters[:2] == ["no residual", "residual"]
+    assert src.count("legend [") == 1
+    scale = ColorScale.fit([group(without, 1), group(with_res, 1)])
+    for prefix, g in (("s0_", without), ("s1_", with_res)):
+        for n in group(g, 1).nodes.values():
+            assert nodes[prefix + n.id]["fillcolor"] == fill_color(n.grad, scale)
+    lum = [sum(int(nodes["s0_" + n.id]["fillcolor"][k:k + 2], 16) for k in (1, 3, 5))
+           for n in group(without, 1).nodes.values() if n.title.startswith("blk")]
+    assert lum[0] > lum[-1]                           # the first block is the palest
+    with pytest.raises(ValueError, match="2 graphs but 1 titles"):
+        side_by_side([without, with_res], ["x"])
+
+
+def test_gpt_groups_by_name_scope():
+    from tinygrad_gpt import GPT, GPTConfig
+    model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=8))
+    model.named_parameters()
+    idx = np.random.default_rng(0).integers(0, 11, (2, 8))
+    with tg.record_gradients():
+        _, loss = model(idx, targets=idx)
+        loss.backward()
+    g = trace(loss)
+    depth1 = [n.title for n in group(g, 1).nodes.values() if n.kind == GROUP]
+    assert depth1 == ["wte", "wpe", "h.0", "h.1", "ln_f", "lm_head"]
+    depth2 = {n.title for n in group(g, 2).nodes.values() if n.kind == GROUP}
+    assert {"h.0.ln_1", "h.0.attn", "h.0.ln_2", "h.0.mlp", "h.1.mlp"} <= depth2
+    residual_adds = [n for n in group(g, 2).nodes.values() if n.op == "add" and n.scope == ("h.1",)]
+    assert len(residual_adds) == 2
+    assert any(n.name == "transformer.h.0.attn.c_attn.weight" for n in g.params())
