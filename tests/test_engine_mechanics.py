@@ -515,3 +515,15 @@ def test_functional_softmax_matches_method(rng):
     x = Tensor(rng.standard_normal((3, 4)))
     np.testing.assert_array_equal(F.softmax(x, axis=0).data, x.softmax(0).data)
     np.testing.assert_allclose(F.softmax(x).data.sum(-1), 1.0)
+
+
+def test_matmul_gradients_when_only_one_side_requires_grad(rng):
+    a, b = rng.standard_normal((4, 3)), rng.standard_normal((3, 2))
+    g = rng.standard_normal((4, 2))
+    x, w = Tensor(a), Tensor(b, requires_grad=True)
+    (x @ w).backward(g)
+    np.testing.assert_allclose(w.grad, a.T @ g)
+    x, w = Tensor(a, requires_grad=True), Tensor(b)
+    (x @ w).backward(g)
+    np.testing.assert_allclose(x.grad, g @ b.T)
+    assert w.grad is None

@@ -116,6 +116,8 @@ def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool = False) -
         for i, (p, pg) in enumerate(zip(parents, parent_grads)):
             if pg is None or not p.requires_grad:
                 continue
+            if callable(pg):  # a lazy gradient (see ops.py): computed only when needed
+                pg = pg()
             if pg.shape != p.data.shape:
                 pg = unbroadcast(pg, p.data.shape)
                 if pg.shape != p.data.shape:

@@ -2,7 +2,9 @@
 
 Each primitive is registered in `OPS` by name. Its function takes numpy arrays (plus keyword
 attributes) and returns `(out, backward)`, where `backward(g)` maps the gradient of `out` to one
-gradient per input (None where an input gets none). The math is stated next to each forward.
+gradient per input (None where an input gets none). An expensive gradient may be returned as a
+zero-argument function instead: the engine calls it only when that input requires grad.
+The math is stated next to each forward.
 Backward may return a gradient in a broadcast shape: the engine unbroadcasts in one place
 (`backward.unbroadcast`) and then asserts every gradient has its input's shape.
 """
@@ -189,11 +191,10 @@ def _norm_axis(axis, ndim):
 
 
 def _expand(g, shape, axes, keepdims):
-    """Reinsert reduced axes into g so it broadcasts against the input of `shape`."""
-    if not keepdims:
-        for ax in sorted(axes):
-            g = np.expand_dims(g, ax)
-    return g
+    """Reinsert reduced axes into g (as size 1) so it broadcasts against the input of `shape`."""
+    if keepdims:
+        return g
+    return g.reshape(tuple(1 if i in axes else n for i, n in enumerate(shape)))
 
 
 @register("sum")
@@ -272,17 +273,21 @@ def matmul(a, b):
             g2 = np.expand_dims(g2, -2)
         if b.ndim == 1:
             g2 = np.expand_dims(g2, -1)
-        ga = g2 @ np.swapaxes(b2, -1, -2)
-        if b2.ndim == 2 and a2.ndim > 2:
-            # weight-style operand: one big GEMM instead of a batch of small ones summed later
-            gb = a2.reshape(-1, a2.shape[-1]).T @ g2.reshape(-1, g2.shape[-1])
-        else:
-            gb = np.swapaxes(a2, -1, -2) @ g2
-        if a.ndim == 1:
-            ga = ga[..., 0, :]
-        if b.ndim == 1:
-            gb = gb[..., 0]
-        return ga, gb
+
+        # each a GEMM as big as the forward one: computed only for inputs that need it (an
+        # MLP's first layer needs no gradient for its data)
+        def grad_a():
+            ga = g2 @ np.swapaxes(b2, -1, -2)
+            return ga[..., 0, :] if a.ndim == 1 else ga
+
+        def grad_b():
+            if b2.ndim == 2 and a2.ndim > 2:
+                # weight-style operand: one big GEMM instead of a batch of small ones summed
+                gb = a2.reshape(-1, a2.shape[-1]).T @ g2.reshape(-1, g2.shape[-1])
+            else:
+                gb = np.swapaxes(a2, -1, -2) @ g2
+            return gb[..., 0] if b.ndim == 1 else gb
+        return grad_a, grad_b
     return out, backward
 
 
