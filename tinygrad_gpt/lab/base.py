@@ -17,6 +17,7 @@ class Result:
     pictures: list[str] = field(default_factory=list)   # files written under out_dir
     series: dict[str, Any] = field(default_factory=dict)  # curves for plots (lists of floats)
     notes: str = ""
+    captions: dict[str, str] = field(default_factory=dict)  # picture -> caption in the report
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -114,3 +114,85 @@ def evaluate(model: GPT, data: LabData, batch_size: int = 8, batches: int = 4,
             total += model(x, y)[1].item()
     model.train(was)
     return total / batches
+
+
+# ---------------------------------------------------------------------------------------------
+# Measurements shared by the experiments (added for mistakes 1-6; all take an untouched model).
+
+BUILD_VOCAB = 65   # vocabulary of the tiny models that `Mistake.build` returns (diagnose() uses)
+
+
+def build_model(overrides: dict, seed: int = 0, vocab_size: int = BUILD_VOCAB,
+                **sizes) -> GPT:
+    """A tiny untrained GPT with the quick config plus `overrides` (a mistake's side)."""
+    return GPT(small_config(vocab_size, True, **{**sizes, **overrides}), seed=seed)
+
+
+def fixed_batch(data: LabData, block_size: int, batch_size: int,
+                seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """One training batch drawn from its own generator: the same seed gives the same batch."""
+    return get_batch(data.train, block_size, batch_size, np.random.default_rng(seed))
+
+
+def init_grad_norms(model: GPT, x: np.ndarray, y: np.ndarray) -> tuple[float, list[float]]:
+    """Loss and per-block parameter gradient norms of one backward pass (grads are cleared)."""
+    model.zero_grad()
+    _, loss = model(x, y)
+    loss.backward()
+    norms = layer_grad_norms(model)
+    model.zero_grad()
+    return loss.item(), norms
+
+
+def span(values: list[float]) -> float:
+    """max / min of positive values: 1.0 is flat, 1e3 spans three orders of magnitude."""
+    v = [abs(float(a)) for a in values]
+    lo = min(v)
+    return float("inf") if lo == 0 else max(v) / lo
+
+
+def residual_norms(model: GPT, x: np.ndarray) -> list[float]:
+    """RMS of the residual stream entering block 0 and leaving every block (no graph built)."""
+    out: list[float] = []
+    blocks = list(model.transformer.h)
+
+    def wrap(block, original):
+        def forward(h, *args, **kwargs):
+            if not out:                       # the embeddings, as they enter the first block
+                out.append(_rms(h.data))
+            r = original(h, *args, **kwargs)
+            out.append(_rms(r.data))
+            return r
+        return forward
+
+    for b in blocks:
+        b.forward = wrap(b, type(b).forward.__get__(b))
+    try:
+        with no_grad():
+            model(x)
+    finally:
+        for b in blocks:
+            del b.forward
+    return out
+
+
+def _rms(a: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(a, dtype=np.float64))))
+
+
+def spikes(loss: list[float], factor: float = 1.5) -> int:
+    """Steps whose loss jumps above `factor` times the best loss seen so far (or is not finite):
+    the count of training instabilities."""
+    best = float("inf")
+    n = 0
+    for v in loss:
+        if not math.isfinite(v) or v > factor * best:
+            n += 1
+        best = min(best, v) if math.isfinite(v) else best
+    return n
+
+
+def tail_mean(values: list[float], n: int = 10) -> float:
+    """Mean of the last `n` values (the end of a noisy training curve); nan if empty."""
+    v = [float(a) for a in values[-n:]]
+    return float(np.mean(v)) if v else float("nan")
