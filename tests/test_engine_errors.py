@@ -148,6 +148,9 @@ CASES = {
     "layer_norm bias": (lambda: F.layer_norm(X, f32(3), f32(4)), ValueError,
                         "layer_norm: bias has shape (4,), expected (3,) for input of shape "
                         "(2, 3)"),
+    "layer_norm dtype": (lambda: F.layer_norm(X, Tensor(np.ones(3)), f32(3)), TypeError,
+                         "layer_norm: weight has dtype float64, input has float32; cast one with "
+                         ".astype()"),
     "dropout p": (lambda: F.dropout(X, 1.0), ValueError, "dropout: p must be in [0, 1), got 1.0"),
     "dropout rng": (lambda: F.dropout(X, 0.5), ValueError,
                     "dropout: pass rng=np.random.default_rng(seed) when p > 0 in training"),

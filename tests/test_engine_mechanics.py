@@ -64,6 +64,16 @@ def test_integer_data_stays_integer_and_cannot_require_grad():
         Tensor(np.array([1, 2]), requires_grad=True)
 
 
+@pytest.mark.parametrize("method", ["exp", "log", "sqrt", "tanh", "sigmoid", "gelu", "mean",
+                                    "var", "softmax", "log_softmax"])
+def test_float_valued_ops_on_integers_give_float32(method):
+    a = np.array([1, 2, 3])
+    out = getattr(Tensor(a), method)()
+    assert out.dtype == np.float32
+    want = getattr(Tensor(a.astype(np.float32)), method)()
+    np.testing.assert_array_equal(out.data, want.data)
+
+
 def test_bool_plus_int_counts_instead_of_saturating():
     m = Tensor(np.array([True, False, True]))
     np.testing.assert_array_equal((m + 1).data, [2, 1, 2])
@@ -290,6 +300,13 @@ def test_no_grad_builds_no_graph_and_restores_state():
         with no_grad():
             raise KeyError("boom")
     assert is_grad_enabled()
+
+
+def test_no_grad_as_a_decorator():
+    @no_grad()
+    def evaluate(t):
+        return t * 2.0
+    assert not evaluate(leaf([1.0])).requires_grad and is_grad_enabled()
 
 
 # ----------------------------------------------------------------------------- anomaly mode

@@ -36,6 +36,10 @@ def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = No
     if bias is not None and bias.shape != (c,):
         raise ValueError(f"layer_norm: bias has shape {bias.shape}, expected ({c},) for input "
                          f"of shape {x.shape}")
+    for what, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.dtype != x.dtype:
+            raise TypeError(f"layer_norm: {what} has dtype {t.dtype}, input has {x.dtype}; cast "
+                            "one with .astype() (the engine never upcasts float32 silently)")
     if fused and axis in (-1, x.ndim - 1) and weight is not None and bias is not None:
         return apply("layer_norm", x, weight, bias, eps=eps)
     mu = x.mean(axis=axis, keepdims=True)

@@ -261,11 +261,15 @@ class Tensor:
     __hash__ = object.__hash__
 
     # ------------------------------------------------------------------ elementwise
-    def exp(self): return apply("exp", self)
-    def log(self): return apply("log", self)
-    def sqrt(self): return apply("sqrt", self)
-    def tanh(self): return apply("tanh", self)
-    def sigmoid(self): return apply("sigmoid", self)
+    def _float(self) -> "Tensor":
+        """Integer and boolean data become float32 for float-valued ops (never float64)."""
+        return self if self.data.dtype.kind == "f" else self.astype(np.float32)
+
+    def exp(self): return apply("exp", self._float())
+    def log(self): return apply("log", self._float())
+    def sqrt(self): return apply("sqrt", self._float())
+    def tanh(self): return apply("tanh", self._float())
+    def sigmoid(self): return apply("sigmoid", self._float())
     def relu(self): return apply("relu", self)
     def abs(self): return apply("abs", self)
 
@@ -273,7 +277,7 @@ class Tensor:
         """GELU; `approximate="tanh"` is GPT-2's form, `"none"` the exact erf form."""
         if approximate not in ("tanh", "none"):
             raise ValueError(f"gelu: approximate must be 'tanh' or 'none', got {approximate!r}")
-        return apply("gelu", self, approximate=approximate)
+        return apply("gelu", self._float(), approximate=approximate)
 
     def astype(self, dtype) -> "Tensor":
         dtype = np.dtype(dtype)
@@ -297,7 +301,7 @@ class Tensor:
         return apply("sum", self, axis=self._axis("sum", axis), keepdims=keepdims)
 
     def mean(self, axis=None, keepdims=False):
-        return apply("mean", self, axis=self._axis("mean", axis), keepdims=keepdims)
+        return apply("mean", self._float(), axis=self._axis("mean", axis), keepdims=keepdims)
 
     def max(self, axis=None, keepdims=False):
         self._nonempty("max")
@@ -308,7 +312,7 @@ class Tensor:
         return apply("min", self, axis=self._axis("min", axis), keepdims=keepdims)
 
     def var(self, axis=None, keepdims=False):
-        return apply("var", self, axis=self._axis("var", axis), keepdims=keepdims)
+        return apply("var", self._float(), axis=self._axis("var", axis), keepdims=keepdims)
 
     def _nonempty(self, name):
         if self.data.size == 0:
@@ -399,10 +403,10 @@ class Tensor:
         return apply("masked_fill", self, _const(m), value=value)
 
     def softmax(self, axis: int = -1) -> "Tensor":
-        return apply("softmax", self, axis=self._axis("softmax", axis))
+        return apply("softmax", self._float(), axis=self._axis("softmax", axis))
 
     def log_softmax(self, axis: int = -1) -> "Tensor":
-        return apply("log_softmax", self, axis=self._axis("log_softmax", axis))
+        return apply("log_softmax", self._float(), axis=self._axis("log_softmax", axis))
 
 
 def _const(arr: np.ndarray) -> Tensor:
