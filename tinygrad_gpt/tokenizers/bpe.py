@@ -131,6 +131,10 @@ class BPETokenizer(Tokenizer):
         self._cache[chunk] = ids
         return ids
 
+    def clear_cache(self) -> None:
+        """Forget the per-chunk encodings ``encode`` remembers (for cold-start timing)."""
+        self._cache.clear()
+
     def encode_ordinary(self, text: str) -> list[int]:
         """Ids for ``text`` with special-token strings treated as plain text."""
         cache = self._cache
