@@ -3,6 +3,8 @@ over hypothesis-generated shapes that broadcast. One `check` line per op, in the
 tinygrad's `helper_test_op`; a meta-test makes sure every op in `OPS` has one."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -380,6 +382,62 @@ def test_argmax_compare_detach(sa):
         np.testing.assert_array_equal(ours.data, getattr(t, op)(0.1).numpy())
     # detach: the detached factor is a constant for backward, in both engines
     check([shape], lambda p: p * p.detach(), lambda p: p * p.detach())
+
+
+def _block(x, wqkv, wo, ln_w, ln_b, wfc, wproj, targets, lib):
+    """A pre-LN causal attention + MLP block and its loss, written once for both engines;
+    `lib` supplies the few calls whose spelling differs."""
+    B, T, C = x.shape
+    nh, hs = 2, C // 2
+
+    def heads(t):
+        return t.reshape(B, T, nh, hs).permute(0, 2, 1, 3)  # (B, nh, T, hs)
+
+    qkv = lib.ln(x, ln_w, ln_b) @ wqkv                                       # (B, T, 3C)
+    q, k, v = (heads(qkv[..., i * C:(i + 1) * C]) for i in range(3))
+    att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hs))                   # (B, nh, T, T)
+    att = att.masked_fill(lib.causal(T), float("-inf")).softmax(-1)
+    y = (att @ v).permute(0, 2, 1, 3).reshape(B, T, C) @ wo
+    x = x + y
+    x = x + lib.gelu(lib.ln(x, ln_w, ln_b) @ wfc) @ wproj
+    return lib.ce(x, targets)
+
+
+class _Ours:
+    ln = staticmethod(lambda t, w, b: F.layer_norm(t, w, b))
+    gelu = staticmethod(lambda t: t.gelu())
+    causal = staticmethod(lambda n: np.triu(np.ones((n, n), bool), 1))
+    ce = staticmethod(lambda lg, tg: F.cross_entropy(lg, tg))
+
+
+class _Torch:
+    ln = staticmethod(lambda t, w, b: TF.layer_norm(t, (t.shape[-1],), w, b))
+    gelu = staticmethod(lambda t: TF.gelu(t, approximate="tanh"))
+    causal = staticmethod(lambda n: torch.triu(torch.ones(n, n, dtype=torch.bool), 1))
+    ce = staticmethod(lambda lg, tg: TF.cross_entropy(lg.reshape(-1, lg.shape[-1]),
+                                                      torch.tensor(tg.reshape(-1))))
+
+
+def test_transformer_block_matches_torch():
+    rng = np.random.default_rng(11)
+    B, T, C = 2, 5, 8
+    arrays = [rng.standard_normal((B, T, C)), rng.standard_normal((C, 3 * C)) * 0.3,
+              rng.standard_normal((C, C)) * 0.3, 1 + 0.1 * rng.standard_normal(C),
+              0.1 * rng.standard_normal(C), rng.standard_normal((C, 4 * C)) * 0.3,
+              rng.standard_normal((4 * C, C)) * 0.3]
+    arrays = [a.astype(np.float32) for a in arrays]
+    targets = rng.integers(0, C, size=(B, T))
+    targets[0, 1] = -100
+    ours = [Tensor(a.copy(), requires_grad=True) for a in arrays]
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    lo = _block(*ours, targets, _Ours)
+    lt = _block(*theirs, targets, _Torch)
+    assert lo.dtype == np.float32
+    np.testing.assert_allclose(lo.item(), lt.item(), rtol=1e-5)
+    lo.backward()
+    lt.backward()
+    for o, t in zip(ours, theirs):
+        np.testing.assert_allclose(o.grad, t.grad.numpy(), atol=2e-5, rtol=1e-4)
 
 
 def test_every_op_is_compared_with_torch():

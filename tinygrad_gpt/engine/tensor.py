@@ -378,13 +378,8 @@ class Tensor:
         return apply("expand", self, shape=tuple(shape))
 
     def __getitem__(self, index) -> "Tensor":
-        index = _plain_index(index)
-        try:
-            self.data[index]
-        except IndexError as e:
-            raise IndexError(f"getitem: index {_show_index(index)} is invalid for a tensor of "
-                             f"shape {self.shape}: {e}") from None
-        return apply("getitem", self, index=index)
+        # a bad index fails inside the op; apply names the index and the shape
+        return apply("getitem", self, index=_plain_index(index))
 
     def masked_fill(self, mask, value: float) -> "Tensor":
         """Replace entries where `mask` (broadcastable bool) is True by `value`."""
@@ -475,6 +470,9 @@ def apply(name: str, *inputs: Tensor, **attrs) -> Tensor:
     except (ValueError, IndexError, TypeError) as e:
         # re-raise as the plain builtin class (numpy's subclasses take other constructor args)
         cls = next(c for c in (ValueError, IndexError, TypeError) if isinstance(e, c))
+        if name == "getitem":
+            raise IndexError(f"getitem: index {_show_index(attrs['index'])} is invalid for a "
+                             f"tensor of shape {inputs[0].shape}: {e}") from None
         raise cls(f"{name}: inputs of shapes {_shapes(inputs)}: {e}") from None
     if type(out) is not np.ndarray:
         out = np.asarray(out)
