@@ -57,7 +57,7 @@ class ModelAdapter:
         if self.generate_fn is not None:
             sig = _signature(self.generate_fn)
             self.gen_params = set(sig.parameters) if sig is not None else set()
-        config = getattr(model, "config", None)
+        config = _find_config(model)
         self.vocab_size = vocab_size or getattr(config, "vocab_size", None)
         self.block_size = block_size or getattr(config, "block_size", None) or \
             getattr(model, "block_size", None)
@@ -184,6 +184,19 @@ class ModelAdapter:
         for m, mode in self._modes:
             m.training = mode
         self._snapshot, self._modes = [], []
+
+
+def _find_config(model: Any) -> Any:
+    """`model.config`, else the first submodule's config (a wrapper around a GPT)."""
+    config = getattr(model, "config", None)
+    if config is not None:
+        return config
+    mods = getattr(model, "named_modules", None)
+    if callable(mods):
+        for _, m in mods():
+            if getattr(m, "config", None) is not None:
+                return m.config
+    return None
 
 
 def _tensor_attributes(obj: Any, prefix: str = "", depth: int = 0):

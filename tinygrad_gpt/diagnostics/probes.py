@@ -54,13 +54,14 @@ def _result(key: str, title: str, mistakes: tuple, status: str, **kw: Any) -> Pr
 
 
 def _rel(a: np.ndarray, b: np.ndarray, ref: np.ndarray) -> float:
-    """max |a - b| relative to the largest reference logit."""
+    """max |a - b| relative to the largest logit among a, b and the reference."""
     if a.shape != b.shape:
         return float("inf")
     d = np.abs(a - b)
     if not np.isfinite(d).all():
         return float("inf")
-    return float(d.max() / max(float(np.abs(ref).max()), 1e-12)) if d.size else 0.0
+    scale = max(float(np.abs(x).max()) if x.size else 0.0 for x in (a, b, ref))
+    return float(d.max() / max(scale, 1e-12)) if d.size else 0.0
 
 
 # ---------------------------------------------------------------------------- behaviour
@@ -432,6 +433,15 @@ def dead_parameters(ctx: Context) -> ProbeResult:
         return _result(key, title, (9,), PASS, value=0.0,
                        measured=f"all {len(params)} parameter tensors get a nonzero gradient",
                        threshold="0 without gradient")
+    if not ctx.loss_requires_grad:
+        made = ctx.loss_nodes[-1].op if ctx.loss_nodes else None
+        return _result(key, title, (9,), FAIL, value=float(len(dead)),
+                       measured=f"{len(dead)} of {len(params)} parameter tensors get no "
+                                f"gradient: the loss itself has none (made by {made or 'a leaf'} "
+                                "from values without a gradient path: an argmax, comparison, "
+                                "integer cast or detach lies between the logits and the loss)",
+                       threshold="0 without gradient", fix=fix,
+                       details={"dead": {n: "the loss has no gradient path" for n, _ in dead}})
     in_graph = {id(n) for n in ctx.loss_nodes}
     cuts = st.cut_points(ctx.loss_nodes)
     above = [(c, st.params_above(c, ctx.names)) for c in cuts]

@@ -4,6 +4,7 @@ adds itself as a section (text, metrics table, pictures) to the viz package's HT
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -81,20 +82,22 @@ class Report:
 
     def table(self, width: int = 100) -> str:
         """A plain-text table: probe, mistakes, status, measured, and the fix (or skip reason)
-        under failing and skipped rows."""
-        rows = [(p.key, ",".join(map(str, p.mistakes)) or "-", p.status.upper(), p.measured)
-                for p in self.probes]
+        under failing and skipped rows, wrapped to `width` columns."""
+        rows = [(p.key, ",".join(map(str, p.mistakes)) or "-", p.status.upper(),
+                 p.measured or "-") for p in self.probes]
         w0 = max([len("probe")] + [len(r[0]) for r in rows])
         w1 = max([len("mistake")] + [len(r[1]) for r in rows])
         head = f"{'probe':<{w0}}  {'mistake':<{w1}}  {'status':<6}  measured"
         lines = [f"diagnose: {self.model}", head, "-" * min(width, max(len(head), 60))]
         room = max(20, width - (w0 + w1 + 12))
         for (key, mis, status, measured), p in zip(rows, self.probes):
-            lines.append(f"{key:<{w0}}  {mis:<{w1}}  {status:<6}  {_clip(measured, room)}")
+            pad = " " * (w0 + w1 + 12)
+            body = textwrap.wrap(measured, room) or [""]
             note = p.fix if p.failed else p.reason if p.skipped else ""
             if note:
-                lead = "fix: " if p.failed else "why: "
-                lines.append(f"{'':<{w0}}  {'':<{w1}}  {'':<6}  {_clip(lead + note, room)}")
+                body += textwrap.wrap(("fix: " if p.failed else "why: ") + note, room)
+            lines.append(f"{key:<{w0}}  {mis:<{w1}}  {status:<6}  {body[0]}")
+            lines += [pad + b for b in body[1:]]
         n_fail, n_skip = len(self.failures), len(self.skipped)
         n_pass = len(self.probes) - n_fail - n_skip
         lines.append(f"{n_pass} passed, {n_fail} failed, {n_skip} skipped"
@@ -152,5 +155,3 @@ class Report:
         return sec
 
 
-def _clip(text: str, room: int) -> str:
-    return text if len(text) <= room else text[: room - 3] + "..."
