@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from tinygrad_gpt.tokenizers import (GPT2_PATTERN, BPETokenizer, CharTokenizer, find_gpt2_files,
-                                     tiktoken_gpt2)
+from tinygrad_gpt.tokenizers import (GPT2_PATTERN, BPETokenizer, CharTokenizer, bytes_to_unicode,
+                                     find_gpt2_files, tiktoken_gpt2)
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
 
@@ -61,7 +61,7 @@ def main() -> None:
 
     print("\n== training (seconds) and characters per token on the same corpus ==")
     print(f"{'vocab':>7} {'ours train':>11} {'HF train':>9} {'ours chars/tok':>15} "
-          f"{'HF chars/tok':>13}")
+          f"{'HF chars/tok':>13} {'tokens shared with HF':>22}")
     char = CharTokenizer(text)
     print(f"{char.vocab_size:>7} {'-':>11} {'-':>9} {len(text) / len(char.encode(text)):>15.3f}"
           f" {'-':>13}   (CharTokenizer)")
@@ -74,12 +74,18 @@ def main() -> None:
         trained[size] = tok
         ours_cpt = len(text) / len(tok.encode_ordinary(text))
         hf_s = hf_cpt = float("nan")
+        shared = "-"
         if have_hf:
             t = time.perf_counter()
             hf = hf_models[size] = hf_train(text, size)
             hf_s = time.perf_counter() - t
             hf_cpt = len(text) / len(hf.encode(text).ids)
-        print(f"{size:>7} {ours_s:>11.2f} {hf_s:>9.2f} {ours_cpt:>15.3f} {hf_cpt:>13.3f}")
+            to_byte = {c: b for b, c in bytes_to_unicode().items()}
+            theirs = {bytes(to_byte[c] for c in s) for s in hf.get_vocab()}
+            ours = {tok.token_bytes(i) for i in range(tok.vocab_size)}
+            shared = f"{len(theirs & ours)} of {size}"
+        print(f"{size:>7} {ours_s:>11.2f} {hf_s:>9.2f} {ours_cpt:>15.3f} {hf_cpt:>13.3f} "
+              f"{shared:>22}")
 
     files = find_gpt2_files()
     gpt2 = BPETokenizer.from_gpt2_files(*files) if files else None

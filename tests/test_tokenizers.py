@@ -230,6 +230,23 @@ def test_save_load_identity(small, tmp_path):
     assert (tmp_path / "again.tok").read_bytes() == path.read_bytes()
 
 
+@settings(max_examples=40, deadline=None)
+@given(text=any_text, extra=st.integers(0, 40),
+       specials=st.lists(st.text(min_size=1, max_size=5).filter(lambda s: s.isprintable()),
+                         max_size=2, unique=True))
+def test_save_load_identity_random_models(tmp_path_factory, text, extra, specials):
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # small texts run out of pairs
+        tok = BPETokenizer().train(text, 256 + len(specials) + extra, special_tokens=specials)
+    path = tmp_path_factory.mktemp("bpe") / "t.tok"
+    tok.save(path)
+    loaded = BPETokenizer.load(path)
+    assert loaded.merges == tok.merges and loaded.special_tokens == tok.special_tokens
+    assert loaded.encode(text, disallowed_special=()) == tok.encode(text, disallowed_special=())
+    assert loaded.decode(loaded.encode(text, disallowed_special=())) == text
+
+
 def test_save_is_atomic(small, tmp_path, monkeypatch):
     path = tmp_path / "t.tok"
     CharTokenizer("abc").save(path)
@@ -370,6 +387,9 @@ def test_malformed_gpt2_files_name_file_and_line(tmp_path):
                      f"got 'a  b'")
     bpe.write_text(good_bpe.replace("a b\n", "a c\n"), encoding="utf-8")
     assert err() == f"{bpe}:3: merge 'a' + 'c': 'ac' is not a token of {enc}"
+    bpe.write_text(good_bpe.replace("aa ab\n", ""), encoding="utf-8")
+    assert err() == (f"{bpe}:3: no merge makes token 'aaab' (id 258, {enc} line 260 column 1); "
+                     f"is the file truncated after this line?")
 
 
 # --- CharTokenizer ----------------------------------------------------------------------------

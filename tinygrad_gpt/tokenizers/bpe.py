@@ -388,7 +388,9 @@ class BPETokenizer(Tokenizer):
     @classmethod
     def from_gpt2_files(cls, encoder_json: PathLike, vocab_bpe: PathLike) -> BPETokenizer:
         """GPT-2's tokenizer from its published encoder.json and vocab.bpe. A token of
-        encoder.json that is neither a byte nor made by a merge (``<|endoftext|>``) is special."""
+        encoder.json that is neither a byte nor made by a merge must look like ``<|...|>``
+        (GPT-2 has one, ``<|endoftext|>``) and becomes a special token; any other such token
+        means the files do not match (or vocab.bpe is truncated) and is an error."""
         entries = read_encoder_json(encoder_json)
         to_byte = unicode_to_bytes()
         size = len(entries)
@@ -416,7 +418,9 @@ class BPETokenizer(Tokenizer):
                                      f"{bytes_to_unicode()[b]!r} in GPT-2's files) has no token")
         merges: list[Merge] = []
         made: set[int] = set()
+        last_line = 1
         for left, right, line in read_vocab_bpe(vocab_bpe):
+            last_line = line
             for tok in (left, right, left + right):
                 if tok not in id_of:
                     raise TokenizerFileError(vocab_bpe, line, f"merge {left!r} + {right!r}: "
@@ -424,7 +428,15 @@ class BPETokenizer(Tokenizer):
             merges.append((id_of[left], id_of[right], id_of[left + right]))
             made.add(id_of[left + right])
         singles = {id_of[c] for c in to_byte}
-        special = {e.token: e.id for e in entries if e.id not in made and e.id not in singles}
+        special = {}
+        for e in entries:
+            if e.id in made or e.id in singles:
+                continue
+            if not (e.token.startswith("<|") and e.token.endswith("|>")):
+                raise TokenizerFileError(vocab_bpe, last_line, f"no merge makes token {e.token!r}"
+                                         f" (id {e.id}, {encoder_json} line {e.line} column "
+                                         f"{e.column}); is the file truncated after this line?")
+            special[e.token] = e.id
         for s, i in special.items():
             vocab[i] = s.encode("utf-8")
         tok = cls.__new__(cls)
