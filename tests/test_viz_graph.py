@@ -277,6 +277,23 @@ def test_group_depth_one_is_embedding_blocks_head():
     assert "2 params" in nodes[blk0.id]["label"]
 
 
+def test_outputs_name_the_tensors_leaving_each_scope():
+    rng = np.random.default_rng(1)
+    w = Tensor(rng.standard_normal((3, 3)).astype(np.float32), requires_grad=True, name="w")
+    x = Tensor(np.ones((2, 3), np.float32))
+    with name_scope("blk.0"):
+        a = (x @ w).tanh()
+        b = a * 2.0
+    with name_scope("blk.1"):
+        c = (a + b).sum()
+    g = trace(c, keep_tensors=True)
+    outs = g.outputs(1)
+    assert list(outs) == ["blk.0", "blk.1"]
+    assert [g.tensors[i] for i in outs["blk.0"]] == [a, b]         # both feed blk.1
+    assert [g.tensors[i] for i in outs["blk.1"]] == [c]            # the root
+    assert trace(c).tensors == {}
+
+
 def test_group_depth_two_shows_sublayers_and_residual_adds():
     g = trace(block_model())
     g2 = group(g, 2)

@@ -84,3 +84,15 @@ def test_matplotlib_figure_is_embedded_as_png(tmp_path):
     import base64
     assert base64.b64decode(uri)[:4] == b"\x89PNG"
     assert Path(tmp_path / "index.html").exists()
+
+
+def test_atomic_write_replaces_whole_file_with_normal_permissions(tmp_path):
+    import os
+    from tinygrad_gpt.viz import atomic_write
+    p = atomic_write(tmp_path / "a" / "f.txt", "old")
+    atomic_write(p, b"new")
+    assert p.read_bytes() == b"new"
+    mask = os.umask(0)
+    os.umask(mask)
+    assert p.stat().st_mode & 0o777 == 0o666 & ~mask              # not mkstemp's 0600
+    assert [x.name for x in p.parent.iterdir()] == ["f.txt"]

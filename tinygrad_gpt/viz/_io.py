@@ -20,12 +20,20 @@ def atomic_write(path: str | os.PathLike, data: str | bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(raw)
+        make_readable(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return path
+
+
+def make_readable(path: str | os.PathLike) -> None:
+    """Give a temp file (created 0600) the permissions a plain open() would: 0666 - umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
 
 
 def progress(items: Iterable[T], desc: str = "", total: int | None = None,

@@ -71,6 +71,7 @@ class Graph:
     roots: list[str]
     recorded: bool
     depth: int | None = None       # None: every op; k: folded by `group` at name_scope depth k
+    tensors: dict = field(default_factory=dict)  # node id -> Tensor, with trace(keep_tensors=)
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -81,6 +82,12 @@ class Graph:
     def find(self, title: str) -> list[Node]:
         """Nodes whose title (parameter name, group, label or op) equals `title`."""
         return [n for n in self.nodes.values() if n.title == title]
+
+    def outputs(self, depth: int = 1) -> dict[str, list[str]]:
+        """Ids of the tensors leaving each name_scope of the given depth (used outside it, or a
+        root), in forward order: {"h.0": ["n57"], ...}. With `trace(..., keep_tensors=True)`,
+        `graph.tensors[id]` is the tensor, e.g. to `retain_grad()` a block's output."""
+        return {key: ids for key, (ids, _) in _leaving(self, depth).items()}
 
     def group_stats(self, depth: int = 1) -> dict[str, dict]:
         """Gradient arriving at each name_scope of the given depth (combined over the tensors
@@ -128,10 +135,12 @@ def _released(t: Tensor) -> bool:
     return t.op is not None and t.requires_grad and not t.parents
 
 
-def trace(root: Tensor | Sequence[Tensor]) -> Graph:
+def trace(root: Tensor | Sequence[Tensor], keep_tensors: bool = False) -> Graph:
     """Walk the graph behind `root` (a tensor or several) iteratively, without recursion, into a
     `Graph`. Call it before `backward`, or after a `backward` run inside
-    `tinygrad_gpt.record_gradients()` to get gradient statistics on nodes and edges."""
+    `tinygrad_gpt.record_gradients()` to get gradient statistics on nodes and edges.
+    `keep_tensors=True` also keeps `graph.tensors` (node id -> Tensor), which holds the
+    arrays alive; leave it off for pictures."""
     roots = [root] if isinstance(root, Tensor) else list(root)
     if not roots or not all(isinstance(r, Tensor) for r in roots):
         raise TypeError("trace: give a Tensor or a non-empty sequence of Tensors")
@@ -179,7 +188,8 @@ def trace(root: Tensor | Sequence[Tensor]) -> Graph:
     for t in order:
         for i, p in enumerate(t.parents):
             edges.append(_edge(t, i, p, ids, recorded))
-    return Graph(nodes, edges, [ids[id(r)] for r in roots], recorded)
+    tensors = {ids[id(t)]: t for t in order} if keep_tensors else {}
+    return Graph(nodes, edges, [ids[id(r)] for r in roots], recorded, tensors=tensors)
 
 
 def _node(t: Tensor, nid: str, recorded: bool) -> Node:
@@ -242,55 +252,68 @@ def _common_prefix(scopes: list[tuple]) -> tuple:
     return first[:n]
 
 
-def group(graph: Graph, depth: int | None) -> Graph:
-    """Fold every node whose scope is at least `depth` levels deep into one GROUP node per
-    scope prefix of that depth; shallower nodes stay as they are. `depth=None` returns the
-    graph unchanged (every op). At depth 1 a GPT is embeddings, blocks and head; at depth 2
-    each block shows its attention, MLP, layer norms and the residual adds between them."""
-    if depth is None:
-        return graph
-    if depth < 1:
-        raise ValueError(f"group: depth must be >= 1 or None, got {depth}")
-    rep: dict[str, str] = {}             # node id -> id in the folded graph
+def _fold(graph: Graph, depth: int) -> tuple[dict, dict, dict]:
+    """rep: node id -> id in the folded graph; groups: scope prefix -> its GROUP node;
+    members: group id -> the nodes folded into it (topological order)."""
+    rep: dict[str, str] = {}
     groups: dict[tuple, Node] = {}
     members: dict[str, list[Node]] = {}
-    out_nodes: dict[str, Node] = {}
     for nid, n in graph.nodes.items():
         if len(n.scope) >= depth:
             key = n.scope[:depth]
             if key not in groups:
                 gid = f"g{len(groups)}"
-                groups[key] = Node(id=gid, kind=GROUP, op=None, shape=(), dtype="",
-                                   scope=key, name=".".join(key))
-                out_nodes[gid] = groups[key]
+                groups[key] = Node(id=gid, kind=GROUP, op=None, shape=(), dtype="", scope=key,
+                                   name=".".join(key))
                 members[gid] = []
-            gid = groups[key].id
-            members[gid].append(n)
-            rep[nid] = gid
+            members[groups[key].id].append(n)
+            rep[nid] = groups[key].id
         else:
-            out_nodes[nid] = n
             rep[nid] = nid
+    return rep, groups, members
 
-    # Tensors that leave a group (used outside it, or a root) carry the group's gradient.
-    leaving: dict[str, list[Node]] = {gid: [] for gid in members}
-    seen_leaving: set[str] = set()
+
+def _leaving(graph: Graph, depth: int) -> dict[str, tuple[list[str], str]]:
+    """{dotted scope: ([ids of tensors leaving it, forward order], group id)}: a tensor
+    leaves its group when something outside uses it, or when it is a root."""
+    rep, groups, members = _fold(graph, depth)
+    out: set[str] = set()
     for e in graph.edges:
-        gs, gd = rep[e.src], rep[e.dst]
-        if gs != gd and gs in members and e.src not in seen_leaving:
-            seen_leaving.add(e.src)
-            leaving[gs].append(graph.nodes[e.src])
-    for r in graph.roots:
-        if rep[r] in members and r not in seen_leaving:
-            leaving[rep[r]].append(graph.nodes[r])
-    for gid, ms in members.items():
-        g = out_nodes[gid]
+        if rep[e.src] != rep[e.dst] and rep[e.src] in members:
+            out.add(e.src)
+    out.update(r for r in graph.roots if rep[r] in members)
+    return {g.name: ([m.id for m in members[g.id] if m.id in out], g.id)
+            for g in groups.values()}
+
+
+def group(graph: Graph, depth: int | None) -> Graph:
+    """Fold every node whose scope is at least `depth` levels deep into one GROUP node per
+    scope prefix of that depth; shallower nodes stay as they are. `depth=None` returns the
+    graph unchanged (every op). At depth 1 a GPT is embeddings, blocks and head; at depth 2
+    each block shows its attention, MLP, layer norms and the residual adds between them.
+    A group's gradient is that of the tensors leaving it; `param_grad` is its parameters'."""
+    if depth is None:
+        return graph
+    if depth < 1:
+        raise ValueError(f"group: depth must be >= 1 or None, got {depth}")
+    rep, groups, members = _fold(graph, depth)
+    leaving = {gid: [graph.nodes[i] for i in ids] for ids, gid in _leaving(graph, depth).values()}
+    by_id = {g.id: g for g in groups.values()}
+    out_nodes: dict[str, Node] = {}
+    for nid, n in graph.nodes.items():
+        if rep[nid] == nid:
+            out_nodes[nid] = n
+        elif rep[nid] not in out_nodes:
+            out_nodes[rep[nid]] = by_id[rep[nid]]
+    for g in groups.values():
+        ms = members[g.id]
         g.ops = Counter(m.op for m in ms if m.op is not None)
         params = [m for m in ms if m.kind == PARAM]
         g.n_params = len(params)
         g.param_grad = combine_stats(m.grad for m in params)
-        g.grad = combine_stats(m.grad for m in leaving[gid])
+        g.grad = combine_stats(m.grad for m in leaving[g.id])
         g.requires_grad = any(m.requires_grad for m in ms)
-        outs = leaving[gid] or ms[-1:]
+        outs = leaving[g.id] or ms[-1:]
         g.shape = outs[-1].shape
         g.dtype = outs[-1].dtype
         if g.grad is None:
@@ -299,9 +322,8 @@ def group(graph: Graph, depth: int | None) -> Graph:
     merged: dict[tuple, list[Edge]] = {}
     for e in graph.edges:
         s, d = rep[e.src], rep[e.dst]
-        if s == d:
-            continue
-        merged.setdefault((s, d), []).append(e)
+        if s != d:
+            merged.setdefault((s, d), []).append(e)
     edges = [_merge_edges(s, d, es) for (s, d), es in merged.items()]
     roots = list(dict.fromkeys(rep[r] for r in graph.roots))
     return Graph(out_nodes, edges, roots, graph.recorded, depth)

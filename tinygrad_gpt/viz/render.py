@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from ._io import atomic_write
+from ._io import atomic_write, make_readable
 
 RENDERERS = ("dot", "graphviz-pure")
 INSTALL_HINT = ("no Graphviz renderer found (neither `dot` nor `graphviz-pure` on PATH): wrote "
@@ -75,6 +75,7 @@ def render(dot_source: str, path: str | os.PathLike, formats: Sequence[str] = ("
             if proc.returncode != 0 or os.path.getsize(tmp) == 0:
                 raise RuntimeError(f"render: `{' '.join(cmd)}` failed with exit code "
                                    f"{proc.returncode}: {proc.stderr.strip()[-2000:]}")
+            make_readable(tmp)
             os.replace(tmp, out)
         finally:
             if os.path.exists(tmp):
