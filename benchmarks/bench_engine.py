@@ -1,9 +1,11 @@
 """Engine speed against PyTorch CPU, measured side by side in one process: a tiny op's
 forward+backward (per-op overhead) and one training step of a 3-layer MLP (matmul-bound).
 
-Run: python benchmarks/bench_engine.py [--threads 1|2] [--reps 15] [--no-mallopt]
+Run: python benchmarks/bench_engine.py [--threads 1|2] [--reps 15] [--no-mallopt] [--processes]
 Prints, per workload, the median of per-pair time ratios ours/PyTorch (A B A B interleaved)
-with the spread of those ratios; absolute times drift on shared hosts, ratios much less."""
+with the spread of those ratios; absolute times drift on shared hosts, ratios much less.
+With two threads, two thread pools in one process disturb each other (PERF-NOTES.md), so each
+measurement then runs in its own process, still alternating ours and PyTorch."""
 from __future__ import annotations
 
 import argparse
@@ -22,6 +24,11 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--no-mallopt", action="store_true",
                    help="keep glibc's default malloc thresholds (see PERF-NOTES.md)")
     p.add_argument("--quick", action="store_true", help="fewer iterations, for a smoke run")
+    p.add_argument("--processes", action="store_true",
+                   help="time each block in a fresh process (default with --threads > 1)")
+    p.add_argument("--worker", choices=["ours", "torch"], help=argparse.SUPPRESS)
+    p.add_argument("--workload", choices=["tiny", "single", "mlp"], help=argparse.SUPPRESS)
+    p.add_argument("--n", type=int, default=1, help=argparse.SUPPRESS)
     return p.parse_args()
 
 
@@ -36,10 +43,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import tinygrad_gpt.functional as F  # noqa: E402
 from tinygrad_gpt import Tensor  # noqa: E402
 
-try:
-    import torch
-except ImportError:  # pragma: no cover
-    sys.exit("bench_engine: PyTorch is needed as the reference (pip install torch==2.13.0)")
+if ARGS.worker != "ours":  # a worker timing our engine alone does not load torch's pools
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        sys.exit("bench_engine: PyTorch is needed as the reference (pip install torch==2.13.0)")
 
 
 def set_malloc_thresholds() -> bool:
@@ -176,7 +184,11 @@ def compare(name: str, ours, theirs, n: int, reps: int) -> dict:
         ta.append(x)
         tb.append(y)
         ratios.append(x / y)
-    ratios.sort()
+    return _report(name, ta, tb, ratios)
+
+
+def _report(name: str, ta: list, tb: list, ratios: list) -> dict:
+    ratios = sorted(ratios)
     q1, q3 = ratios[len(ratios) // 4], ratios[(3 * len(ratios)) // 4]
     res = {"name": name, "ours": statistics.median(ta), "torch": statistics.median(tb),
            "ratio": statistics.median(ratios), "q1": q1, "q3": q3,
@@ -200,30 +212,73 @@ def check_same_loss() -> None:
             sys.exit(f"bench_engine: MLP losses differ: ours {la}, torch {lb}")
 
 
+WORKLOADS = {"tiny": ("tiny: (a*b).sum().backward() 4x4", tiny_ours, tiny_torch, 2000, 1.0),
+             "single": ("tiny: (a*b).backward(g) 4x4", single_ours, single_torch, 2000, 1.0),
+             "mlp": (f"MLP step 3x{WIDTH}, batch {BATCH}", mlp_ours, mlp_torch, 10, 1.2)}
+
+
+def worker() -> None:
+    """Child process: time one workload for one engine and print seconds per step."""
+    if ARGS.worker == "torch":
+        torch.set_num_threads(ARGS.threads)
+        torch.set_num_interop_threads(1)
+    _, ours, theirs, _, _ = WORKLOADS[ARGS.workload]
+    step = (ours if ARGS.worker == "ours" else theirs)()
+    _time(step, max(1, ARGS.n // 4))
+    print(_time(step, ARGS.n))
+
+
+def compare_in_processes(key: str, n: int, reps: int) -> dict:
+    """Like `compare`, but every timed block runs in its own fresh process."""
+    import subprocess
+
+    def run(who: str) -> float:
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", who, "--workload", key,
+               "--n", str(n), "--threads", str(ARGS.threads)]
+        if ARGS.no_mallopt:
+            cmd.append("--no-mallopt")
+        return float(subprocess.run(cmd, check=True, capture_output=True, text=True)
+                     .stdout.split()[-1])
+
+    name = WORKLOADS[key][0]
+    ratios, ta, tb = [], [], []
+    for r in range(reps):
+        if r % 2 == 0:
+            x, y = run("ours"), run("torch")
+        else:
+            y, x = run("torch"), run("ours")
+        ta.append(x)
+        tb.append(y)
+        ratios.append(x / y)
+    return _report(name, ta, tb, ratios)
+
+
 def main() -> None:
     mallopt = False if ARGS.no_mallopt else set_malloc_thresholds()
+    if ARGS.worker:
+        worker()
+        return
     torch.set_num_threads(ARGS.threads)
     torch.set_num_interop_threads(1)
     check_same_loss()
+    processes = ARGS.processes or ARGS.threads > 1
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    mode = "one process per block" if processes else "one process"
     print(f"threads {ARGS.threads} (numpy/OpenBLAS and torch), mallopt thresholds "
-          f"{'raised' if mallopt else 'default'}, reps {ARGS.reps}, load average {load:.2f}, "
-          f"numpy {np.__version__}, torch {torch.__version__}")
+          f"{'raised' if mallopt else 'default'}, {mode}, reps {ARGS.reps}, "
+          f"load average {load:.2f}, numpy {np.__version__}, torch {torch.__version__}")
     scale = 0.2 if ARGS.quick else 1.0
-    results = [
-        compare("tiny: (a*b).sum().backward() 4x4", tiny_ours, tiny_torch,
-                int(2000 * scale), ARGS.reps),
-        compare("tiny: (a*b).backward(g) 4x4", single_ours, single_torch,
-                int(2000 * scale), ARGS.reps),
-        compare(f"MLP step 3x{WIDTH}, batch {BATCH}", mlp_ours, mlp_torch,
-                max(2, int(10 * scale)), ARGS.reps),
-    ]
-    targets = {results[0]["name"]: 1.0, results[1]["name"]: 1.0, results[2]["name"]: 1.2}
+    results = []
+    for key, (name, ours, theirs, n, _) in WORKLOADS.items():
+        n = max(2, int(n * scale))
+        if processes:
+            results.append(compare_in_processes(key, n, ARGS.reps))
+        else:
+            results.append(compare(name, ours, theirs, n, ARGS.reps))
     print("targets: ratio <= 1.0 for the tiny op, <= 1.2 for the MLP step")
-    for res in results:
-        ok = res["ratio"] <= targets[res["name"]]
-        print(f"  {res['name']:34s} {res['ratio']:.2f}  {'meets' if ok else 'MISSES'} "
-              f"{targets[res['name']]}")
+    for res, (_, _, _, _, target) in zip(results, WORKLOADS.values()):
+        ok = res["ratio"] <= target
+        print(f"  {res['name']:34s} {res['ratio']:.2f}  {'meets' if ok else 'MISSES'} {target}")
 
 
 if __name__ == "__main__":
