@@ -55,8 +55,9 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def build_model(args: argparse.Namespace) -> Any:
-    """The model the arguments name (GPTConfig errors surface as ValueError)."""
+def build_model(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The model the arguments name and its tokenizer when known (GPTConfig errors surface
+    as ValueError)."""
     overrides = parse_overrides(args.config)
     if args.mistake is not None:
         if args.checkpoint or overrides:
@@ -66,28 +67,28 @@ def build_model(args: argparse.Namespace) -> Any:
         if entry is None or entry.build is None:
             have = sorted(k for k, v in MISTAKES.items() if isinstance(k, int) and v.build)
             raise ValueError(f"--mistake: no lab model for mistake {args.mistake} (have {have})")
-        return entry.build("fixed" if args.fixed else "wrong", args.seed)
+        return entry.build("fixed" if args.fixed else "wrong", args.seed), None
     if args.fixed:
         raise ValueError("--fixed goes with --mistake N")
     if args.checkpoint:
         from ..checkpoint import load_checkpoint
-        model = load_checkpoint(args.checkpoint).model
+        ckpt = load_checkpoint(args.checkpoint)
         if not overrides:
-            return model
-        rebuilt = GPT(model.config.replace(**overrides), seed=args.seed)
-        rebuilt.load_state_dict(model.state_dict(), strict=False)
-        return rebuilt
-    return GPT(GPTConfig(**{**DEFAULT_CONFIG, **overrides}), seed=args.seed)
+            return ckpt.model, ckpt.tokenizer
+        rebuilt = GPT(ckpt.config.replace(**overrides), seed=args.seed)
+        rebuilt.load_state_dict(ckpt.model.state_dict(), strict=False)
+        return rebuilt, ckpt.tokenizer
+    return GPT(GPTConfig(**{**DEFAULT_CONFIG, **overrides}), seed=args.seed), None
 
 
 def run(args: argparse.Namespace) -> int:
     from . import diagnose
     try:
-        model = build_model(args)
+        model, tokenizer = build_model(args)
     except (ValueError, KeyError, TypeError, OSError) as e:
         print(f"tinygrad-gpt diagnose: {e}", file=sys.stderr)
         return 2
-    report = diagnose(model, seed=args.seed)
+    report = diagnose(model, seed=args.seed, tokenizer=tokenizer)
     print(report.table())
     if args.json:
         Path(args.json).write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n")

@@ -31,9 +31,10 @@ def _skipped(fn: Any, e: Exception) -> ProbeResult:
 
 
 def diagnose(model: Any, vocab_size: int | None = None, block_size: int | None = None,
-             seed: int = 0) -> Report:
+             seed: int = 0, tokenizer: Any = None) -> Report:
     """Probe `model` (ids (B, T) -> logits (B, T, V) or (logits, loss)) for the classic
-    transformer mistakes. Deterministic for a seed; never trains; restores the model."""
+    transformer mistakes. Deterministic for a seed; never trains; restores the model.
+    `tokenizer` (default: `model.tokenizer` if it has one) is checked for unreadable text."""
     start = time.perf_counter()
     ad = ModelAdapter(model, vocab_size, block_size)
     rng = np.random.default_rng(seed)
@@ -43,7 +44,8 @@ def diagnose(model: Any, vocab_size: int | None = None, block_size: int | None =
         ad.discover(rng)
         ad.snapshot()
         t = 16 if ad.block_size is None else max(2, min(16, int(ad.block_size)))
-        ctx = probes.Context(ad, rng, seed, t)
+        ctx = probes.Context(ad, rng, seed, t,
+                             tokenizer=tokenizer or getattr(model, "tokenizer", None))
         for fn in probes.BEHAVIOUR:
             report.probes.append(_run(fn, ctx))
         try:

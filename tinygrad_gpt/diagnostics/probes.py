@@ -4,7 +4,9 @@ initialisation (gradient flow by depth, skip paths, norm placement, the head's i
 tied embeddings, vocabulary, parameters that get no gradient). Each returns a `ProbeResult`."""
 from __future__ import annotations
 
+import copy
 import math
+import string
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +41,7 @@ class Context:
     grads: dict[int, np.ndarray | None] = field(default_factory=dict)
     loss_nodes: list = field(default_factory=list)
     loss_requires_grad: bool = True
-    graph_error: str = ""
+    tokenizer: Any = None
 
     @property
     def V(self) -> int:
@@ -399,8 +401,29 @@ def tied_embeddings(ctx: Context) -> ProbeResult:
                    details={"extra_parameters": extra, "share": share})
 
 
+# what any tokenizer for English text meets: printable ASCII and a few common non-ASCII marks
+PROBE_CHARS = string.ascii_letters + string.digits + string.punctuation + " \t\n" + \
+    "\u00e9\u00f1\u00fc\u2014\u2019\u201c\u201d\u2026\u20ac"
+
+
+def tokenizer_coverage(tok: Any, vocab: int) -> list[str]:
+    """The probe characters that do not survive decode(encode(c)) (or encode to ids outside
+    the model's vocabulary). Works on a copy: tokenizers may count what they could not read."""
+    tok = copy.deepcopy(tok)
+    lost = []
+    for c in PROBE_CHARS:
+        try:
+            ids = list(tok.encode(c))
+            ok = tok.decode(ids) == c and all(0 <= int(i) < vocab for i in ids)
+        except Exception:  # noqa: BLE001 - a tokenizer that raises cannot read it either
+            ok = False
+        if not ok:
+            lost.append(c)
+    return lost
+
+
 def vocabulary(ctx: Context) -> ProbeResult:
-    key, title = "vocabulary", "vocabulary size and embedding share of the parameters"
+    key, title = "vocabulary", "the vocabulary reads any text; embeddings' share of parameters"
     an = ctx.anatomy
     total = _total_params(ctx)
     emb = [an.token_embedding] if an.token_embedding is not None else []
@@ -409,17 +432,32 @@ def vocabulary(ctx: Context) -> ProbeResult:
     n_emb = int(sum(p.size for p in emb))
     share = n_emb / total if total else 0.0
     fails = []
-    if ctx.V < MIN_VOCAB:
+    tok = ctx.tokenizer
+    lost: list[str] = []
+    if tok is not None and callable(getattr(tok, "encode", None)) and \
+            callable(getattr(tok, "decode", None)):
+        lost = tokenizer_coverage(tok, ctx.V)
+        if lost:
+            fails.append("use byte-level BPE (every byte has an id) or build the character "
+                         "vocabulary from all the text, so nothing collapses into <unk>")
+    elif ctx.V < MIN_VOCAB:
         fails.append(f"grow the vocabulary (>= {MIN_VOCAB}; characters: ~100-300, BPE: "
                      "32k-50k) so text does not collapse into shared unknown ids")
     if share > MAX_EMBED_SHARE:
         fails.append("the vocabulary is too big for this model: embeddings take most "
                      "parameters; shrink the vocabulary or widen/deepen the model")
     measured = f"vocab {ctx.V}; embeddings {n_emb:,} of {total:,} parameters ({share:.0%})"
+    if tok is not None:
+        shown = "".join(lost[:10]).encode("unicode_escape").decode("ascii")
+        measured += (f"; tokenizer loses {len(lost)} of {len(PROBE_CHARS)} probe characters"
+                     + (f" ({shown})" if lost else ""))
     return _result(key, title, (10,), FAIL if fails else PASS, value=float(ctx.V),
                    measured=measured,
-                   threshold=f"vocab >= {MIN_VOCAB}, embedding share <= {MAX_EMBED_SHARE:.0%}",
-                   fix="; ".join(fails), details={"embedding_share": share})
+                   threshold=f"every probe character round-trips (or vocab >= {MIN_VOCAB} "
+                             f"without a tokenizer); embedding share <= {MAX_EMBED_SHARE:.0%}",
+                   fix="; ".join(fails),
+                   details={"embedding_share": share, "lost_characters": lost,
+                            "tokenizer": type(tok).__name__ if tok is not None else None})
 
 
 def dead_parameters(ctx: Context) -> ProbeResult:
@@ -451,7 +489,8 @@ def dead_parameters(ctx: Context) -> ProbeResult:
         if by:
             why[n] = "cut by " + ", ".join(by)
         elif id(p) not in in_graph:
-            why[n] = "not in the loss's graph (unused, under no_grad, or copied out of it)"
+            why[n] = ("no path from the loss reaches it (cut upstream by an argmax, comparison "
+                      "or integer cast, made under no_grad, copied out of the graph, or unused)")
         else:
             why[n] = "gradient is exactly zero"
     ops = Counter(w for w in why.values())
