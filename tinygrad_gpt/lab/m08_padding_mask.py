@@ -1,0 +1,174 @@
+"""Mistake 8: batching sequences of different lengths with padding, but letting attention (and
+positions) ignore which tokens are padding. We compare every real token's logits in a padded
+batch with the same sequence run alone, for right and left padding, with and without the mask."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..engine import Tensor, no_grad
+from ..model import GPT
+from .base import Mistake, Result, register
+from .common import build_model, lab_data, small_config, train
+from .plotting import save_figure, save_plot
+
+EXPLANATION = """\
+To run sequences of different lengths in one batch we pad the short ones, and the padding must
+be invisible: a real token's output has to be exactly what it would be if its sequence ran
+alone. Two things can leak. Attention can look at padding keys, and positions can be counted
+from the start of the padded row instead of from the first real token. Under a causal mask,
+padding on the right is harmless even without a padding mask: every pad comes after every real
+token, so no real query can see it, and positions start at 0 as usual. Padding on the left
+(what batched generation uses, so that every row ends at the same column) is where ignoring the
+mask bites: real tokens attend to the pads before them and sit at shifted positions, so their
+outputs change. The fix hides padding keys from every query and counts positions from the first
+real token. One more trap: the textbook fix fills masked scores with -inf, and a row that is
+entirely padding then takes a softmax over nothing but -inf, which is 0/0 = NaN, and the NaN
+spreads through the batch's loss and gradients. Our mask uses the most negative finite number
+and zeroes rows with no visible key, so a fully padded row stays finite."""
+
+PAD_ID = 0
+
+
+def _batch(seqs: list, t: int, left: bool) -> tuple[np.ndarray, np.ndarray]:
+    ids = np.full((len(seqs), t), PAD_ID, dtype=np.int64)
+    mask = np.zeros((len(seqs), t), dtype=np.int64)
+    for i, s in enumerate(seqs):
+        n = len(s)
+        if n == 0:
+            continue
+        sl = slice(t - n, t) if left else slice(0, n)
+        ids[i, sl], mask[i, sl] = s, 1
+    return ids, mask
+
+
+def _real_diff(logits: np.ndarray, alone: list, seqs: list, t: int, left: bool) -> float:
+    worst = 0.0
+    for i, s in enumerate(seqs):
+        n = len(s)
+        if n == 0:
+            continue
+        got = logits[i, t - n:] if left else logits[i, :n]
+        worst = max(worst, float(np.abs(got - alone[i]).max()))
+    return worst
+
+
+def naive_softmax_rows(mask: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The textbook fix (scores[mask == 0] = -inf, then softmax) on random scores for a padded
+    batch: returns the (B, T, T) attention, whose fully padded rows are NaN."""
+    b, t = mask.shape
+    scores = np.random.default_rng(seed).normal(size=(b, t, t)).astype(np.float32)
+    allowed = np.tril(np.ones((t, t), dtype=bool))[None] & mask[:, None, :].astype(bool)
+    with np.errstate(invalid="ignore"):
+        att = Tensor(scores).masked_fill(~allowed, float("-inf")).softmax(-1)
+    return att.data
+
+
+def _plots(out_dir, maps: dict, allowed: np.ndarray, diffs: dict) -> tuple[list, dict]:
+    pictures, captions = [], {}
+    p = save_plot(out_dir, "m08_attention_left_padded.png", "plot_attention", maps,
+                  allowed=allowed, title="left-padded row, layer 0 (red: weight on padding)")
+    if p:
+        pictures.append(p)
+        captions[p] = ("Layer-0 attention of one left-padded row, per head. Grey cells are keys "
+                       "the query must not see (padding, or the future); without the padding "
+                       "mask real queries put weight there (red boxes).")
+
+    def draw(fig) -> None:
+        ax = fig.add_subplot()
+        labels = list(diffs)
+        vals = [max(diffs[k], 1e-9) for k in labels]
+        ax.bar(range(len(vals)), vals, color=["#c0392b" if "wrong" in k else "#2e86c1"
+                                              for k in labels])
+        ax.set_xticks(range(len(vals)), labels, fontsize=8)
+        ax.set_yscale("log")
+        ax.set_ylabel("max |logit diff| vs alone")
+        ax.set_title("real-token outputs in a padded batch vs each sequence alone")
+        ax.grid(True, axis="y", alpha=0.3)
+
+    p = save_figure(out_dir, "m08_max_diff.png", draw, 6.0, 3.6)
+    if p:
+        pictures.append(p)
+        captions[p] = ("Largest change of any real token's logits when its sequence is batched "
+                       "with padding instead of run alone (log scale; float32 noise is ~1e-6).")
+    return pictures, captions
+
+
+def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = None) -> Result:
+    data = lab_data(corpus)
+    cfg = small_config(data.vocab_size, quick)
+    t = cfg.block_size
+    trained = GPT(cfg, seed=seed)
+    log = train(trained, data, 40 if quick else 150, seed=seed)
+    state = trained.state_dict()
+    rng = np.random.default_rng(seed + 1)
+    lengths = [t, t - 7, t // 2, 5, 0]                 # the last row is entirely padding
+    starts = rng.integers(0, len(data.val) - t - 1, len(lengths))
+    seqs = [data.val[s:s + n] for s, n in zip(starts, lengths)]
+    nexts = [data.val[s + 1:s + n + 1] for s, n in zip(starts, lengths)]
+    metrics: dict = {}
+    maps: dict = {}
+    for side, on in (("wrong", False), ("fixed", True)):
+        model = GPT(cfg.replace(mask_padding=on), seed=seed)
+        model.load_state_dict(state)
+        model.eval()
+        m: dict = {"mask_padding": on, "train_loss_end": float(np.mean(log.loss[-10:]))}
+        with no_grad():
+            alone = [model(s[None])[0].data[0] if len(s) else None for s in seqs]
+            # token-weighted, like the batch loss
+            alone_loss = sum(model(s[None], y[None])[1].item() * len(s)
+                             for s, y in zip(seqs, nexts) if len(s)) / sum(lengths)
+            for where, left in (("right", False), ("left", True)):
+                ids, mask = _batch(seqs, t, left)
+                tg, _ = _batch(nexts, t, left)
+                if where == "left":
+                    model.record_attention(True)
+                logits, loss = model(ids, tg, attention_mask=mask)
+                if where == "left":
+                    maps[f"{side}: mask_padding={on}"] = model.attention_maps()[0][2]
+                    model.record_attention(False)
+                m[f"{where}_pad_max_diff"] = _real_diff(logits.data, alone, seqs, t, left)
+                m[f"{where}_pad_loss"] = loss.item()
+                m[f"{where}_fully_padded_row_finite"] = bool(np.isfinite(logits.data[-1]).all())
+        m["alone_loss"] = alone_loss
+        m["fully_padded_row_finite"] = m["right_fully_padded_row_finite"] and \
+            m["left_fully_padded_row_finite"]
+        metrics[side] = m
+    naive = naive_softmax_rows(_batch(seqs, t, False)[1], seed)
+    metrics["naive_-inf_mask"] = {
+        "fully_padded_row_finite": bool(np.isfinite(naive[-1]).all()),
+        "nan_rows": int(np.isnan(naive).any(-1).sum()),
+        "rows": int(naive.shape[0] * naive.shape[1])}
+    w, f = metrics["wrong"], metrics["fixed"]
+    # under a causal mask right padding is harmless either way; left padding needs the mask
+    reproduced = bool(w["left_pad_max_diff"] > 1e-3 and f["left_pad_max_diff"] < 1e-4
+                      and w["right_pad_max_diff"] < 1e-4 and f["right_pad_max_diff"] < 1e-4
+                      and f["fully_padded_row_finite"])
+    n = lengths[2]
+    allowed = np.tril(np.ones((t, t), dtype=bool))
+    allowed[:, :t - n] = False
+    diffs = {f"{s}\n{p} pad": metrics[s][f"{p}_pad_max_diff"]
+             for s in ("wrong", "fixed") for p in ("right", "left")}
+    pictures, captions = _plots(out_dir, maps, allowed, diffs)
+    verdict = (f"left padding without the mask changes real-token logits by up to "
+               f"{w['left_pad_max_diff']:.3g} (with the mask {f['left_pad_max_diff']:.1e}); "
+               f"right padding differs by only {w['right_pad_max_diff']:.1e} even without it, "
+               f"because the causal mask already hides later pads; the fully padded row stays "
+               f"finite with our mask, while a -inf mask gives "
+               f"{metrics['naive_-inf_mask']['nan_rows']} NaN rows")
+    series = {"lengths": lengths}
+    return Result("padding-mask", metrics, reproduced, "left_pad_max_diff", verdict, pictures,
+                  series, captions=captions)
+
+
+def build(side: str, seed: int = 0) -> GPT:
+    """Tiny untrained model that ignores the padding mask (wrong) or applies it (fixed)."""
+    if side not in ("wrong", "fixed"):
+        raise ValueError(f"build: side must be 'wrong' or 'fixed', got {side!r}")
+    return build_model({"mask_padding": side == "fixed"}, seed)
+
+
+MISTAKE = register(Mistake(
+    number=8, slug="padding-mask", title="Attention mask broadcasting (padding)",
+    explanation=EXPLANATION,
+    wrong={"mask_padding": False}, fixed={"mask_padding": True},
+    run=run, build=build))

@@ -1,0 +1,333 @@
+"""Mistake 9: training through argmax. A loss computed from the model's argmax prediction has
+exactly zero gradient with respect to every parameter; teacher forcing (cross-entropy on the
+true next token) trains, and REINFORCE with a baseline raises a reward on sampled tokens."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import functional as F
+from .. import optim
+from ..data import get_batch
+from ..engine import Tensor, no_grad, record_gradients
+from ..model import GPT
+from ..nn import Module
+from .base import Mistake, Result, register
+from .common import LabData, build_model, lab_data, small_config, train
+from .plotting import save_figure, save_graphs
+
+EXPLANATION = """\
+Argmax picks the index of the largest logit. Nudge any weight by a tiny amount and the largest
+logit stays the largest, so the chosen token, and any loss computed from it (say, the fraction
+of wrong predictions), does not change at all: its derivative is zero almost everywhere and
+undefined at the ties. Backpropagation can only follow that: the gradient reaching every
+parameter through an argmax is exactly zero, so the model never learns, however long it trains.
+(Our engine cuts the path on purpose: argmax returns integer data with no gradient, so calling
+backward on such a loss is an error that says so, and the graph shows where the path ends.)
+Two ways out. For learning to predict text, teacher forcing: score the probability the model
+gives to the true next token (cross-entropy), which is smooth in every weight. When the signal
+only exists for tokens the model itself chose (a reward, as in RLHF), sample the token instead
+of taking the argmax, and use the policy gradient (REINFORCE): raise log p(sampled token) in
+proportion to its reward minus a baseline; the baseline (the average reward) does not change
+the expected gradient but makes each estimate much less noisy."""
+
+IGNORE = -100
+
+
+def shifted_targets(ids: np.ndarray) -> np.ndarray:
+    """Next-token targets from the ids themselves; the last position has none (ignored)."""
+    tg = np.full_like(ids, IGNORE)
+    tg[:, :-1] = ids[:, 1:]
+    return tg
+
+
+def argmax_loss(logits: Tensor, targets: np.ndarray) -> Tensor:
+    """The mistake: the error rate of the argmax prediction, a perfectly sensible number to
+    want lower, and a loss with no gradient at all."""
+    keep = targets != IGNORE
+    pred = logits.argmax(-1)                                  # (B, T) integer ids, no gradient
+    miss = (pred - Tensor(np.where(keep, targets, 0))).abs() > 0
+    weight = Tensor((keep / max(int(keep.sum()), 1)).astype(np.float32))
+    return (miss.astype(np.float32) * weight).sum()
+
+
+class NextTokenModel(Module):
+    """A GPT whose call computes its own next-token loss: `logits, loss = model(ids)`, through
+    argmax (loss="argmax", the mistake) or by cross-entropy (loss="cross_entropy")."""
+
+    def __init__(self, gpt: GPT, loss: str):
+        if loss not in ("argmax", "cross_entropy"):
+            raise ValueError(f"NextTokenModel: loss must be 'argmax' or 'cross_entropy', got "
+                             f"{loss!r}")
+        self.gpt = gpt
+        self.loss_kind = loss
+
+    def forward(self, idx, targets=None) -> tuple[Tensor, Tensor]:
+        ids = np.asarray(idx.data if isinstance(idx, Tensor) else idx)
+        tg = shifted_targets(ids) if targets is None else np.asarray(targets)
+        logits, _ = self.gpt(ids)
+        if self.loss_kind == "argmax":
+            return logits, argmax_loss(logits, tg)
+        return logits, F.cross_entropy(logits, tg, ignore_index=IGNORE)
+
+
+# ---------------------------------------------------------------- REINFORCE
+
+def char_classes(itos: list) -> np.ndarray:
+    """0 lowercase, 1 uppercase, 2 digit, 3 whitespace, 4 anything else."""
+    def kind(c: str) -> int:
+        return 0 if c.islower() else 1 if c.isupper() else 2 if c.isdigit() else \
+            3 if c.isspace() else 4
+    return np.array([kind(c) for c in itos])
+
+
+def class_reward(samples: np.ndarray, targets: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """1 when the sampled character is the same kind as the true next one, else 0."""
+    return (classes[samples] == classes[targets]).astype(np.float32)
+
+
+def expected_reward(model: GPT, x: np.ndarray, y: np.ndarray, classes: np.ndarray) -> float:
+    """Exact mean reward of the sampling policy on (x, y): sum over tokens of p * reward."""
+    with no_grad():
+        z = model(x)[0].data.astype(np.float64)
+    p = np.exp(z - z.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    hit = classes[None, None, :] == classes[y][..., None]     # (B, T, V)
+    return float((p * hit).sum(-1).mean())
+
+
+def _sample(logp: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    p = np.exp(logp.astype(np.float64))
+    u = rng.random(p.shape[:-1] + (1,))
+    return np.minimum((np.cumsum(p, -1) < u).sum(-1), p.shape[-1] - 1)
+
+
+def policy_gradient_loss(model: GPT, x: np.ndarray, y: np.ndarray, classes: np.ndarray,
+                         rng: np.random.Generator,
+                         baselines: tuple = (0.0,)) -> tuple[list, np.ndarray]:
+    """Sample one token at every position (teacher-forced context), reward it, and return
+    -mean((r - b) log p(sample)) for each baseline b (one forward, shared graph), and r."""
+    logits, _ = model(x)
+    logp = logits.log_softmax(-1)                             # (B, T, V)
+    s = _sample(logp.data, rng)
+    r = class_reward(s, y, classes)
+    bi, ti = np.indices(s.shape)
+    picked = logp[bi, ti, s]                                  # (B, T) log p(sampled token)
+    losses = [-(picked * Tensor((r - b).astype(np.float32))).mean() for b in baselines]
+    return losses, r
+
+
+def _flat_grad(model: Module) -> np.ndarray:
+    return np.concatenate([(p.grad if p.grad is not None else np.zeros_like(p.data)).ravel()
+                           for p in model.parameters()])
+
+
+def gradient_variance(model: GPT, x: np.ndarray, y: np.ndarray, classes: np.ndarray,
+                      draws: int, seed: int) -> dict:
+    """Total variance (mean squared distance to the mean) of the REINFORCE gradient over
+    `draws` independent samplings, without a baseline and with the average reward as one."""
+    rng = np.random.default_rng(seed)
+    b = expected_reward(model, x, y, classes)
+    grads: dict = {"none": [], "mean": []}
+    for _ in range(draws):
+        (l0, l1), _ = policy_gradient_loss(model, x, y, classes, rng, (0.0, b))
+        model.zero_grad()
+        l0.backward(retain_graph=True)
+        grads["none"].append(_flat_grad(model))
+        model.zero_grad()
+        l1.backward()
+        grads["mean"].append(_flat_grad(model))
+    model.zero_grad()
+    out = {}
+    for k, gs in grads.items():
+        g = np.array(gs, dtype=np.float64)
+        out[k] = float(((g - g.mean(0)) ** 2).sum(1).mean())
+    return out
+
+
+def reinforce(model: GPT, data: LabData, steps: int, seed: int, lr: float = 1e-2,
+              batch_size: int = 8) -> list:
+    """REINFORCE with a running-average baseline; returns the mean reward at every step."""
+    classes = char_classes(data.itos)
+    rng = np.random.default_rng(seed)
+    sample_rng = np.random.default_rng(seed + 7)
+    opt = optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    baseline, rewards = None, []
+    for _ in range(steps):
+        x, y = get_batch(data.train, model.config.block_size, batch_size, rng)
+        (loss,), r = policy_gradient_loss(model, x, y, classes, sample_rng,
+                                          (baseline if baseline is not None else 0.0,))
+        model.zero_grad()
+        loss.backward()
+        optim.clip_grad_norm(model.parameters(), 1.0)
+        opt.step()
+        mean_r = float(r.mean())
+        rewards.append(mean_r)
+        baseline = mean_r if baseline is None else 0.9 * baseline + 0.1 * mean_r
+    return rewards
+
+
+# ---------------------------------------------------------------- the experiment
+
+def _error_rate(model: GPT, x: np.ndarray, y: np.ndarray) -> float:
+    with no_grad():
+        return float((model(x)[0].data.argmax(-1) != y).mean())
+
+
+def directional_derivatives(model: NextTokenModel, x: np.ndarray, y: np.ndarray,
+                            directions: int, eps: float, seed: int) -> list:
+    """(loss(theta + eps d) - loss(theta)) / eps along random unit directions d of all
+    parameters: the derivative measured without backpropagation."""
+    rng = np.random.default_rng(seed)
+    params = model.parameters()
+    with no_grad():
+        base = model(x, y)[1].item()
+        out = []
+        for _ in range(directions):
+            d = [rng.normal(size=p.shape).astype(p.dtype) for p in params]
+            norm = math.sqrt(sum(float(np.vdot(v, v)) for v in d))
+            for p, v in zip(params, d):
+                p.data += eps * v / norm
+            out.append((model(x, y)[1].item() - base) / eps)
+            for p, v in zip(params, d):
+                p.data -= eps * v / norm
+    return out
+
+
+def _gradient_report(model: NextTokenModel, x: np.ndarray, y: np.ndarray) -> tuple[dict, Tensor]:
+    _, loss = model(x, y)
+    model.zero_grad()
+    error = ""
+    try:
+        with record_gradients():
+            loss.backward()
+    except RuntimeError as e:
+        error = str(e)
+    params = model.parameters()
+    grads = [p.grad if p.grad is not None else np.zeros_like(p.data) for p in params]
+    nonzero = sum(int(np.any(g != 0)) for g in grads)
+    report = {"loss_requires_grad": loss.requires_grad, "backward_error": error,
+              "parameters": len(params), "nonzero_grad_params": nonzero,
+              "grad_max_abs": float(max(np.abs(g).max() for g in grads))}
+    return report, loss
+
+
+def _pictures(out_dir, wrong_root: Tensor, fixed_loss: Tensor,
+              rewards: list) -> tuple[list, dict]:
+    from .. import viz
+    pictures, captions = [], {}
+    p = save_graphs(out_dir, "m09_argmax_cut", [viz.trace(wrong_root), viz.trace(fixed_loss)],
+                    ["argmax loss: the path ends at argmax (dashed: no gradient)",
+                     "teacher forcing: cross-entropy, gradient reaches every parameter"],
+                    depth=1, title="mistake 9: gradient through argmax")
+    if p:
+        pictures.append(p)
+        captions[p] = ("The same model's graph, folded by layer. Left: the prediction goes "
+                       "through argmax, whose edge is dashed (no gradient); the error rate "
+                       "computed from its integer output has no graph at all. Right: "
+                       "cross-entropy on the true next token, coloured by the gradient each "
+                       "part receives.")
+
+    def draw(fig) -> None:
+        r = np.asarray(rewards)
+        k = max(1, len(r) // 10)
+        smooth = np.convolve(r, np.ones(k) / k, mode="valid")
+        ax = fig.add_subplot()
+        ax.plot(r, lw=0.8, alpha=0.4, label="mean reward per batch")
+        ax.plot(np.arange(k - 1, len(r)), smooth, lw=1.6, label=f"moving average ({k})")
+        ax.set_xlabel("step")
+        ax.set_ylabel("reward (sampled char of the right kind)")
+        ax.set_title("REINFORCE with a baseline on sampled tokens")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+
+    p = save_figure(out_dir, "m09_reinforce_reward.png", draw, 7.0, 4.0)
+    if p:
+        pictures.append(p)
+        captions[p] = ("Mean reward of the sampled tokens at each REINFORCE step: 1 when the "
+                       "sampled character is of the same kind (lowercase, uppercase, digit, "
+                       "space, other) as the true next one.")
+    return pictures, captions
+
+
+def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = None) -> Result:
+    data = lab_data(corpus)
+    cfg = small_config(data.vocab_size, quick)
+    t = cfg.block_size
+    x, y = get_batch(data.val, t, 8, np.random.default_rng(seed + 1))
+    classes = char_classes(data.itos)
+
+    # wrong: a loss through argmax
+    wrong = NextTokenModel(GPT(cfg, seed=seed), "argmax")
+    w, _ = _gradient_report(wrong, x, y)
+    # the argmax output keeps its graph (the path ends there), for the picture
+    wrong_root = wrong.gpt(x)[0].argmax(-1) if out_dir is not None else None
+    dd = directional_derivatives(wrong, x, y, 4, 1e-3, seed)
+    w.update(directional_derivative_max_abs=float(np.max(np.abs(dd))),
+             val_error_rate=_error_rate(wrong.gpt, x, y))
+
+    # fixed: teacher forcing, same initial weights
+    fixed = NextTokenModel(GPT(cfg, seed=seed), "cross_entropy")
+    f, fixed_loss = _gradient_report(fixed, x, y)
+    dd = directional_derivatives(fixed, x, y, 4, 1e-3, seed)
+    f["directional_derivative_max_abs"] = float(np.max(np.abs(dd)))
+    f["val_error_rate_before"] = _error_rate(fixed.gpt, x, y)
+    with no_grad():
+        f["val_loss_before"] = fixed.gpt(x, y)[1].item()
+    log = train(fixed.gpt, data, 60 if quick else 150, seed=seed)
+    f["val_error_rate"] = _error_rate(fixed.gpt, x, y)
+    with no_grad():
+        f["val_loss_after"] = fixed.gpt(x, y)[1].item()
+    f["train_loss_end"] = float(np.mean(log.loss[-10:]))
+
+    # REINFORCE with a baseline on sampled tokens, same initial weights
+    policy = GPT(cfg, seed=seed)
+    var = gradient_variance(policy, x, y, classes, 8 if quick else 16, seed + 3)
+    r: dict = {"expected_reward_before": expected_reward(policy, x, y, classes),
+               "grad_variance_no_baseline": var["none"],
+               "grad_variance_with_baseline": var["mean"],
+               "variance_reduction": var["none"] / max(var["mean"], 1e-30)}
+    rewards = reinforce(policy, data, 80 if quick else 200, seed)
+    r["expected_reward_after"] = expected_reward(policy, x, y, classes)
+    k = max(1, len(rewards) // 10)
+    r["reward_first"] = float(np.mean(rewards[:k]))
+    r["reward_last"] = float(np.mean(rewards[-k:]))
+
+    metrics = {"wrong": w, "fixed": f, "reinforce": r}
+    reproduced = bool(
+        w["nonzero_grad_params"] == 0 and w["grad_max_abs"] == 0.0
+        and w["directional_derivative_max_abs"] == 0.0
+        and f["nonzero_grad_params"] == f["parameters"]
+        and f["val_loss_after"] < f["val_loss_before"] - 0.3
+        and r["expected_reward_after"] > r["expected_reward_before"] + 0.05)
+    pictures, captions = _pictures(out_dir, wrong_root, fixed_loss, rewards) if out_dir \
+        else ([], {})
+    verdict = (f"through argmax {w['nonzero_grad_params']} of {w['parameters']} parameters "
+               f"get a non-zero gradient (max |grad| {w['grad_max_abs']:g}, finite differences "
+               f"{w['directional_derivative_max_abs']:g}); teacher forcing reaches all "
+               f"{f['parameters']} and lowers the validation loss from "
+               f"{f['val_loss_before']:.2f} to {f['val_loss_after']:.2f}; REINFORCE raises the "
+               f"expected reward from {r['expected_reward_before']:.2f} to "
+               f"{r['expected_reward_after']:.2f}, and its baseline cuts the gradient variance "
+               f"{r['variance_reduction']:.1f}x")
+    return Result("argmax", metrics, reproduced, "nonzero_grad_params", verdict, pictures,
+                  {"reinforce_reward": rewards, "teacher_forcing_loss": log.loss},
+                  notes="wrong backward error: " + w["backward_error"], captions=captions)
+
+
+def build(side: str, seed: int = 0) -> NextTokenModel:
+    """Tiny untrained model whose loss on ids goes through argmax (wrong) or is the
+    cross-entropy of the true next token (fixed)."""
+    if side not in ("wrong", "fixed"):
+        raise ValueError(f"build: side must be 'wrong' or 'fixed', got {side!r}")
+    return NextTokenModel(build_model({}, seed), "argmax" if side == "wrong" else "cross_entropy")
+
+
+MISTAKE = register(Mistake(
+    number=9, slug="argmax", title="Gradient through argmax",
+    explanation=EXPLANATION,
+    wrong={"loss": "error rate of argmax(logits)"},
+    fixed={"loss": "cross-entropy of the true next token (teacher forcing); REINFORCE with a "
+                   "baseline when only sampled tokens are rewarded"},
+    run=run, build=build))

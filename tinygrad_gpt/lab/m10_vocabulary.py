@@ -1,0 +1,181 @@
+"""Mistake 10: a vocabulary too small for the text. A character vocabulary built from part of the
+corpus meets characters it has never seen; byte-level BPE never does. We compare them on unknowns,
+characters per token, the embedding's share of the parameters, and bits per byte after equal
+training, so that losses measured in different units become comparable."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..model import GPT
+from ..tokenizers import BPETokenizer, CharTokenizer, Tokenizer
+from .base import Mistake, Result, register
+from .common import LabData, evaluate, lab_data, small_config, train
+from .plotting import save_figure
+
+EXPLANATION = """\
+A tokenizer can only give ids to what its vocabulary holds. Build a character vocabulary from a
+sample of the text and the rest of the text soon brings characters the sample never had (a
+'?', a 'K', a dash, an accented letter); they all collapse into one <unk> id, and whatever they
+said is gone: the model cannot read them and can never write them. (Word vocabularies are far
+worse.) Byte-level BPE starts from the 256 byte values, so every string encodes and decodes
+back exactly, and its learned merges make tokens longer, so a context of T tokens covers more
+text. The price is the embedding table: vocab x width parameters, which for a small model can be
+most of the model. And losses measured per token are not comparable across tokenizers (a longer
+token is harder to predict but carries more text), so we convert them to bits per byte: total
+nats over the validation text / (ln 2 x its UTF-8 bytes), after the same number of training
+steps on the same block size. A model whose unknowns were collapsed also looks better than it
+is, because predicting '<unk>' is easier than predicting which character it hid."""
+
+UNK = "\ufffd"
+
+
+def _tokens_data(name: str, tok: Tokenizer, train_text: str, val_text: str) -> LabData:
+    tr = np.asarray(tok.encode(train_text), dtype=np.int64)
+    va = np.asarray(tok.encode(val_text), dtype=np.int64)
+    itos = [tok.token_str(i) for i in range(tok.vocab_size)]
+    return LabData(name, train_text + val_text, {}, itos, tr, va)
+
+
+def _round_trip_unknowns(tok: Tokenizer, text: str) -> int:
+    """Characters of `text` that do not come back from decode(encode(text))."""
+    back = tok.decode(tok.encode(text))
+    if len(back) != len(text):
+        return abs(len(back) - len(text)) + sum(a != b for a, b in zip(back, text))
+    return sum(a != b for a, b in zip(back, text))
+
+
+def _measure(tok: Tokenizer, data: LabData, val_text: str, quick: bool, steps: int,
+             seed: int) -> dict:
+    cfg = small_config(tok.vocab_size, quick)
+    model = GPT(cfg, seed=seed)
+    log = train(model, data, steps, seed=seed)
+    val_loss = evaluate(model, data, 8, 4 if quick else 8, seed + 1)
+    n_bytes = len(val_text.encode("utf-8"))
+    n_tok = len(data.val)
+    emb = tok.vocab_size * cfg.n_embd
+    return {"vocab_size": tok.vocab_size,
+            "chars_per_token": len(val_text) / n_tok,
+            "embedding_params": emb,
+            "params": model.num_parameters(),
+            "embedding_share": emb / model.num_parameters(),
+            "val_loss_per_token": val_loss,
+            "bits_per_byte": val_loss * n_tok / (math.log(2) * n_bytes),
+            "bytes_seen_in_training": int(steps * 8 * cfg.block_size * n_bytes / n_tok),
+            "train_loss_end": float(np.mean(log.loss[-10:]))}
+
+
+def _draw(metrics: dict):
+    names = list(metrics)
+    panels = [("chars_per_token", "characters per token"),
+              ("embedding_share", "embedding share of parameters"),
+              ("bits_per_byte", "validation bits per byte"),
+              ("unknown_rate", "unknown characters (share)")]
+    colors = ["#c0392b" if n == "wrong" else "#2e86c1" for n in names]
+    labels = [f"{n}\nV={metrics[n]['vocab_size']}" for n in names]
+
+    def draw(fig) -> None:
+        for k, (key, title) in enumerate(panels):
+            ax = fig.add_subplot(1, len(panels), k + 1)
+            ax.bar(range(len(names)), [metrics[n][key] for n in names], color=colors)
+            ax.set_xticks(range(len(names)), labels, fontsize=7)
+            ax.set_title(title, fontsize=9)
+            ax.grid(True, axis="y", alpha=0.3)
+        fig.suptitle("character vocabulary from 5% of the corpus vs byte-level BPE")
+    return draw
+
+
+def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = None) -> Result:
+    text = lab_data(corpus).text
+    part = text[:max(1000, len(text) // 20)]         # the sample the vocabularies are built from
+    rest = text[len(part):]
+    split = int(len(text) * 0.9)
+    train_text, val_text = text[:split], text[split:]
+    steps = 40 if quick else 80
+    sizes = (320, 512, 768) if quick else (320, 512, 768, 1280)
+    metrics: dict = {}
+
+    char = CharTokenizer(part, unk=UNK)
+    char.encode(rest)
+    unknowns, unknown_chars = char.unknown_count, len(char.unknown_chars)
+    char.reset_unknown_counts()
+    m = _measure(char, _tokens_data("char", char, train_text, val_text), val_text, quick, steps,
+                 seed)
+    m.update(unknown_count=unknowns, unknown_rate=unknowns / len(rest),
+             distinct_unknown_chars=unknown_chars,
+             unknown_examples="".join(sorted(char.unknown_chars)[:12]),
+             round_trip_unknowns=_round_trip_unknowns(char, rest))
+    metrics["wrong"] = m
+
+    for size in sizes:
+        bpe = BPETokenizer().train(part, size)
+        lost = _round_trip_unknowns(bpe, rest)
+        m = _measure(bpe, _tokens_data(f"bpe{size}", bpe, train_text, val_text), val_text,
+                     quick, steps, seed)
+        m.update(unknown_count=lost, unknown_rate=lost / len(rest), round_trip_unknowns=lost)
+        metrics["fixed" if size == 512 else f"bpe_{size}"] = m
+
+    w, f = metrics["wrong"], metrics["fixed"]
+    bpe_sides = [k for k in metrics if k != "wrong"]
+    reproduced = bool(w["unknown_count"] > 0 and w["round_trip_unknowns"] > 0
+                      and all(metrics[k]["unknown_count"] == 0 for k in bpe_sides))
+    pictures, captions = [], {}
+    p = save_figure(out_dir, "m10_vocabulary.png", _draw(metrics), 10.0, 3.6)
+    if p:
+        pictures.append(p)
+        captions[p] = (f"Red: characters of the first {len(part):,} characters plus <unk>; "
+                       f"blue: byte-level BPE trained on the same sample. Bits per byte after "
+                       f"the same {steps} training steps of the same model size.")
+    per = ", ".join(f"V={metrics[k]['vocab_size']}: {metrics[k]['chars_per_token']:.2f} "
+                    f"chars/token, {metrics[k]['bits_per_byte']:.2f} bits/byte"
+                    for k in bpe_sides)
+    verdict = (f"a character vocabulary from the first {len(part):,} characters leaves "
+               f"{w['unknown_count']:,} unknown characters ({100 * w['unknown_rate']:.2f}%, "
+               f"{w['distinct_unknown_chars']} distinct) in the rest; byte-level BPE leaves none "
+               f"({per}; the embedding is {100 * f['embedding_share']:.0f}% of the parameters at "
+               f"V={f['vocab_size']}); the char model reaches {w['bits_per_byte']:.2f} bits/byte "
+               f"after the same {steps} steps")
+    series = {k: {"vocab_size": v["vocab_size"], "bits_per_byte": v["bits_per_byte"]}
+              for k, v in metrics.items()}
+    return Result("vocabulary", metrics, reproduced, "unknown_rate", verdict, pictures, series,
+                  captions=captions)
+
+
+class TokenizedGPT(GPT):
+    """A GPT that carries the tokenizer it was built for and that tokenizer's unknown rate on
+    the rest of the corpus."""
+
+    tokenizer: Tokenizer
+    unknown_rate: float
+
+
+def build(side: str, seed: int = 0) -> GPT:
+    """Tiny untrained model: a character vocabulary from 5% of the lab corpus with one <unk>
+    id (wrong), or byte-level BPE with 512 tokens (fixed). `model.tokenizer` is its tokenizer
+    and `model.unknown_rate` the share of the rest of the corpus that it cannot read."""
+    if side not in ("wrong", "fixed"):
+        raise ValueError(f"build: side must be 'wrong' or 'fixed', got {side!r}")
+    text = lab_data().text
+    part = text[:max(1000, len(text) // 20)]
+    tok: Tokenizer
+    if side == "wrong":
+        tok = CharTokenizer(part, unk=UNK)
+        tok.encode(text[len(part):])
+        rate = tok.unknown_count / max(1, len(text) - len(part))
+        tok.reset_unknown_counts()
+    else:
+        tok = BPETokenizer().train(part, 512)
+        rate = 0.0
+    model = TokenizedGPT(small_config(tok.vocab_size, True), seed=seed)
+    model.tokenizer = tok
+    model.unknown_rate = rate
+    return model
+
+
+MISTAKE = register(Mistake(
+    number=10, slug="vocabulary", title="Vocabulary too small for the text",
+    explanation=EXPLANATION,
+    wrong={"tokenizer": "characters of the first 5% of the corpus, plus <unk>"},
+    fixed={"tokenizer": "byte-level BPE (256 bytes + merges), sizes 320, 512, 768 (+1280)"},
+    run=run, build=build))
