@@ -225,29 +225,30 @@ def _edge_line(e, prefix: str, scale: ColorScale, nodes: dict) -> str:
 
 
 def _clusters(g: Graph, prefix: str, scale: ColorScale, indent: str) -> list[str]:
-    """Node lines nested in one DOT cluster per name_scope prefix (levels above the fold)."""
-    tree: dict = {"nodes": [], "kids": {}}
-    for n in g.nodes.values():
-        levels = n.scope[:-1] if n.kind == GROUP else n.scope
-        t = tree
-        for lv in levels:
-            t = t["kids"].setdefault(lv, {"nodes": [], "kids": {}})
-        t["nodes"].append(n)
-    out: list[str] = []
-    counter = [0]
+    """Node lines, each in the DOT cluster of its innermost name_scope. Only scopes with no
+    sub-scope in the picture get a box (labelled with the whole dotted scope); a node of a scope
+    that has sub-scopes (a block's residual add) stays outside the boxes. Nesting clusters
+    makes dot lay blocks out as a staircase; flat boxes keep the residual stream straight."""
+    def box(n: Node) -> tuple:
+        return n.scope[:-1] if n.kind == GROUP else n.scope
 
-    def emit(t: dict, path: tuple, ind: str) -> None:
-        for n in t["nodes"]:
-            out.append(ind + _node_lines(n, prefix, scale))
-        for name, kid in t["kids"].items():
-            counter[0] += 1
-            p = path + (name,)
-            out.append(f"{ind}subgraph cluster_{prefix}{counter[0]} {{")
-            out.append(f"{ind}  label={_q('.'.join(p))}; tooltip={_q('scope ' + '.'.join(p))};")
-            out.append(f'{ind}  style="rounded"; color="#b0b0b0"; fontcolor="#606060";')
-            emit(kid, p, ind + "  ")
-            out.append(f"{ind}}}")
-    emit(tree, (), indent)
+    scopes = {box(n) for n in g.nodes.values()}
+    inner = {s[:k] for s in scopes for k in range(len(s))}
+    by_box: dict[tuple, list[Node]] = {}
+    for n in g.nodes.values():
+        by_box.setdefault(box(n) if box(n) not in inner else (), []).append(n)
+    out: list[str] = []
+    for k, (sc, members) in enumerate(by_box.items()):
+        ind = indent
+        if sc:
+            name = ".".join(sc)
+            out.append(f"{indent}subgraph cluster_{prefix}{k} {{")
+            out.append(f"{indent}  label={_q(name)}; tooltip={_q('scope ' + name)};")
+            out.append(f'{indent}  style="rounded"; color="#b0b0b0"; fontcolor="#606060";')
+            ind = indent + "  "
+        out += [ind + _node_lines(n, prefix, scale) for n in members]
+        if sc:
+            out.append(f"{indent}}}")
     return out
 
 
