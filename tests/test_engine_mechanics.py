@@ -23,6 +23,17 @@ def leaf(a, dtype=np.float32):
 
 # ----------------------------------------------------------------------------- Tensor API
 
+def test_parents_are_recorded_through_a_cut_but_not_for_plain_data():
+    w = leaf([1.4, 2.6])
+    y = w.astype(np.int64).astype(np.float32) * 2.0   # astype(int64) cuts the gradient
+    cut = y.parents[0].parents[0]
+    assert cut.op == "astype" and cut.dtype == np.int64 and cut.parents[0] is w
+    assert not y.requires_grad
+    assert (Tensor([1.0]) * 2.0).parents == ()          # no graph: nothing kept alive
+    with no_grad():
+        assert (w * 2.0).parents == ()
+
+
 def test_attributes_numpy_item(rng):
     a = rng.standard_normal((2, 3)).astype(np.float32)
     x = Tensor(a, requires_grad=True)

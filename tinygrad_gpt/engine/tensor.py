@@ -486,6 +486,13 @@ def apply(name: str, *inputs: Tensor, **attrs) -> Tensor:
                     t.requires_grad = True
                     t._backward = bw
                 break
+        else:
+            # downstream of a cut (argmax, astype(int), detach...) the edges are still recorded,
+            # so pictures and diagnostics can walk back to the cut; pure data keeps none
+            for p in inputs:
+                if p._parents:
+                    t._parents = inputs
+                    break
     if STATE.anomaly:
         t._site = anomaly.creation_site()
         anomaly.check_forward(name, out, t._site)
