@@ -168,12 +168,18 @@ def test_parameters_without_gradient_name_the_op_that_cut_the_path():
     assert "cut by detach" in dead["frozen.weight"] and "cut by detach" in dead["frozen.bias"]
 
 
-@pytest.mark.xfail(reason="the engine links no parents to an op whose inputs need no grad, so "
-                          "nothing leads from the loss back to the astype(int64) node",
-                   strict=False)
 def test_integer_cast_is_named_as_the_cut():
     dead = diagnose(CutModel())["dead_parameters"].details["dead"]
-    assert "astype(int64)" in dead["rounded.weight"]
+    assert "cut by astype(int64)" in dead["rounded.weight"]
+    assert "cut by astype(int64)" in dead["rounded.bias"]
+
+
+def test_loss_through_argmax_names_argmax():
+    from tinygrad_gpt.lab.m09_argmax import NextTokenModel
+    probe = diagnose(NextTokenModel(gpt(), "argmax"))["dead_parameters"]
+    assert probe.failed and "the loss itself has no gradient path" in probe.measured
+    assert probe.details["cut_ops"] == ["argmax"]
+    assert set(probe.details["dead"].values()) == {"cut by argmax"}
 
 
 # ---------------------------------------------------------------------------- side effects
@@ -278,3 +284,21 @@ def test_tokenizer_that_cannot_read_text_is_flagged():
     wide = CharTokenizer(PROBE_CHARS)
     probe = diagnose(gpt(vocab_size=wide.vocab_size), tokenizer=wide)["vocabulary"]
     assert probe.passed and probe.details["lost_characters"] == []
+
+
+class NumpyModel:
+    """Logits as a plain numpy array: behaviour can be probed, the graph cannot."""
+
+    def __init__(self, vocab: int = 70):
+        self.table = np.random.default_rng(0).normal(0, 0.02, (vocab, vocab)).astype(np.float32)
+
+    def __call__(self, idx):
+        return self.table[np.asarray(idx)]
+
+
+def test_model_without_a_graph_skips_the_graph_probes_with_the_reason():
+    report = diagnose(NumpyModel())
+    assert report["causality"].passed and report["batch_independence"].passed
+    for key in ("gradient_flow", "final_norm", "dead_parameters", "ffn_width"):
+        assert report[key].skipped and "no autograd graph" in report[key].reason
+    assert report["dead_parameters"].mistakes == (9,)

@@ -25,9 +25,13 @@ def _describe(model: Any) -> str:
 
 def _skipped(fn: Any, e: Exception) -> ProbeResult:
     key = fn.__name__
-    return ProbeResult(key, key.replace("_", " "), (), SKIP,
-                       reason=f"the probe's call to the model raised {type(e).__name__}: "
-                              f"{str(e).splitlines()[0][:160] if str(e) else ''}")
+    if isinstance(e, probes.Unsupported):
+        reason = str(e)
+    else:
+        first = str(e).splitlines()[0][:160] if str(e) else ""
+        reason = f"the probe's call to the model raised {type(e).__name__}: {first}"
+    return ProbeResult(key, key.replace("_", " "), probes.MISTAKES.get(key, ()), SKIP,
+                       reason=reason)
 
 
 def diagnose(model: Any, vocab_size: int | None = None, block_size: int | None = None,

@@ -27,6 +27,17 @@ MIN_VOCAB = 64           # fewer ids than this cannot give even printable ASCII 
 MAX_EMBED_SHARE = 0.5    # embeddings above half the parameters: vocab too big for the model
 
 
+class Unsupported(Exception):
+    """Raised by a probe's setup when the model cannot support it; the message is the reason."""
+
+
+# the lab's mistake numbers each probe can reveal (shown even when a probe is skipped)
+MISTAKES = {"causality": (), "batch_independence": (5,), "padding_invariance": (8,),
+            "kv_cache": (11,), "position_range": (7,), "gradient_flow": (2,),
+            "norm_placement": (1,), "final_norm": (6,), "ffn_width": (3,),
+            "tied_embeddings": (4,), "vocabulary": (10,), "dead_parameters": (9,)}
+
+
 @dataclass
 class Context:
     """Shared between probes: the adapter, the random inputs and one graph at init."""
@@ -219,6 +230,9 @@ def build_graph(ctx: Context) -> None:
     ctx.names = {id(p): n for n, p in ad.params}
     ids, targets = ctx.ids(4, ctx.T), ctx.ids(4, ctx.T)
     logits, loss = ad.forward(ids, targets=targets)
+    if not logits.parents and not logits.requires_grad:
+        raise Unsupported("the logits carry no autograd graph (numpy output, no_grad inside "
+                          "the model, or no parameter that requires grad)")
     if loss is None:
         loss = F.cross_entropy(logits, targets)
     ctx.loss = float(loss.item())
@@ -471,15 +485,6 @@ def dead_parameters(ctx: Context) -> ProbeResult:
         return _result(key, title, (9,), PASS, value=0.0,
                        measured=f"all {len(params)} parameter tensors get a nonzero gradient",
                        threshold="0 without gradient")
-    if not ctx.loss_requires_grad:
-        made = ctx.loss_nodes[-1].op if ctx.loss_nodes else None
-        return _result(key, title, (9,), FAIL, value=float(len(dead)),
-                       measured=f"{len(dead)} of {len(params)} parameter tensors get no "
-                                f"gradient: the loss itself has none (made by {made or 'a leaf'} "
-                                "from values without a gradient path: an argmax, comparison, "
-                                "integer cast or detach lies between the logits and the loss)",
-                       threshold="0 without gradient", fix=fix,
-                       details={"dead": {n: "the loss has no gradient path" for n, _ in dead}})
     in_graph = {id(n) for n in ctx.loss_nodes}
     cuts = st.cut_points(ctx.loss_nodes)
     above = [(c, st.params_above(c, ctx.names)) for c in cuts]
@@ -495,6 +500,8 @@ def dead_parameters(ctx: Context) -> ProbeResult:
             why[n] = "gradient is exactly zero"
     ops = Counter(w for w in why.values())
     top = "; ".join(f"{k} ({v})" for k, v in ops.most_common(3))
+    if not ctx.loss_requires_grad:
+        top = "the loss itself has no gradient path; " + top
     return _result(key, title, (9,), FAIL, value=float(len(dead)),
                    measured=f"{len(dead)} of {len(params)} parameter tensors get no gradient: "
                             f"{top}",
