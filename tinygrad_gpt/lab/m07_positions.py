@@ -66,7 +66,7 @@ def _draw(curves: dict, trained: int):
 def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = None) -> Result:
     data = lab_data(corpus)
     steps = 60 if quick else 100
-    batches = 2 if quick else 4
+    batches = 8 if quick else 16                       # 8 windows each: 64 or 128 per position
     metrics: dict = {}
     series: dict = {}
     trained = 0
@@ -90,7 +90,7 @@ def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = N
         if m["runs_at_2x"]:
             m["beyond_minus_in_range"] = m["loss_beyond"] - m["loss_in_range"]
         metrics[side] = m
-        series[f"{side} ({pe})"] = [float(v) for v in curve]
+        series[pe if side == "sinusoidal" else f"{pe} ({side})"] = [float(v) for v in curve]
     w, f, s = metrics["wrong"], metrics["fixed"], metrics["sinusoidal"]
     clear_error = (not w["runs_at_2x"]) and "block_size" in w["error"] \
         and str(2 * trained) in w["error"]
