@@ -47,7 +47,11 @@ class Node:
             return self.label
         if self.op:
             return self.op
-        return self.name or ("input" if not self.requires_grad else "leaf")
+        if self.requires_grad:
+            return self.name or "leaf"
+        if self.name:
+            return self.name
+        return "const" if self.shape == () else "mask" if self.dtype == "bool" else "input"
 
 
 @dataclass
