@@ -92,7 +92,6 @@ def test_deep_model_without_residuals_has_no_skip_paths_in_any_layer():
 
 # ---------------------------------------------------------------------------- the lab's models
 
-@pytest.mark.slow
 @pytest.mark.parametrize("number", range(1, 12))
 def test_lab_wrong_model_is_flagged_and_fixed_model_is_not(number):
     from tinygrad_gpt.lab import MISTAKES
@@ -100,8 +99,9 @@ def test_lab_wrong_model_is_flagged_and_fixed_model_is_not(number):
         pytest.skip(f"lab module for mistake {number} has no build() yet")
     build = MISTAKES[number].build
     wrong, fixed = diagnose(build("wrong", 0)), diagnose(build("fixed", 0))
-    assert number in wrong.flagged, wrong.table()
-    assert number not in fixed.flagged, fixed.table()
+    # the lab's tiny models mostly use learned positions, which is mistake 7 in its own right
+    assert number in wrong.flagged and wrong.flagged - {7} == {number} - {7}, wrong.table()
+    assert not fixed.flagged - {7} and number not in fixed.flagged, fixed.table()
 
 
 # ---------------------------------------------------------------------------- any model
@@ -302,3 +302,13 @@ def test_model_without_a_graph_skips_the_graph_probes_with_the_reason():
     for key in ("gradient_flow", "final_norm", "dead_parameters", "ffn_width"):
         assert report[key].skipped and "no autograd graph" in report[key].reason
     assert report["dead_parameters"].mistakes == (9,)
+
+
+def test_generate_without_use_cache_is_skipped_with_the_reason():
+    class NoCacheGPT(GPT):
+        def generate(self, idx, max_new_tokens):
+            return super().generate(idx, max_new_tokens, top_k=1, use_cache=False)
+
+    report = diagnose(NoCacheGPT(GPTConfig(**FIXED)))
+    assert report["kv_cache"].skipped and "use_cache" in report["kv_cache"].reason
+    assert report.ok

@@ -53,10 +53,12 @@ class ModelAdapter:
         self.takes_targets = _accepts(self.call_fn, "targets")
         gen = getattr(model, "generate", None)
         self.generate_fn = gen if callable(gen) else None
-        self.gen_params = set()
+        self.gen_params: set[str] = set()
+        self.gen_takes_cache: bool | None = False
         if self.generate_fn is not None:
             sig = _signature(self.generate_fn)
             self.gen_params = set(sig.parameters) if sig is not None else set()
+            self.gen_takes_cache = _accepts(self.generate_fn, "use_cache")
         config = _find_config(model)
         self.vocab_size = vocab_size or getattr(config, "vocab_size", None)
         self.block_size = block_size or getattr(config, "block_size", None) or \

@@ -154,7 +154,7 @@ def kv_cache(ctx: Context) -> ProbeResult:
     ad = ctx.adapter
     if ad.generate_fn is None:
         return _result(key, title, (11,), SKIP, reason="the model has no generate method")
-    if "use_cache" not in ad.gen_params and "kwargs" not in ad.gen_params:
+    if ad.gen_takes_cache is False:
         return _result(key, title, (11,), SKIP, reason="generate has no use_cache argument")
     p = min(4, max(1, ctx.T // 2))
     n = 12 if ad.block_size is None else max(1, min(12, ad.block_size - p))
