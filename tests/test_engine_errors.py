@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import tinygrad_gpt.functional as F
 from tinygrad_gpt import Tensor, cat, name_scope, stack, where
@@ -168,10 +169,21 @@ def test_error_message(name):
         thunk()
 
 
-def test_no_raw_numpy_errors_from_numpy_subclasses():
-    # numpy raises AxisError (with its own constructor); the engine re-raises a plain builtin
-    with pytest.raises(ValueError, match=r"^sum: inputs of shapes \(\): axis 0 is out of bounds"):
-        Tensor(1.0).sum(axis=0)
+def test_numpy_exception_subclasses_are_re_raised_as_plain_builtins():
+    # numpy's AxisError has its own constructor; apply re-raises a plain ValueError that names
+    # the op (reached here by calling the primitive directly, past the method's validation)
+    from tinygrad_gpt.engine import apply
+    with pytest.raises(ValueError, match=r"^softmax: inputs of shapes \(3,\): axis 5 is out of "
+                                         r"bounds") as info:
+        apply("softmax", Tensor(np.ones(3)), axis=5)
+    assert type(info.value) is ValueError
+
+
+def test_zero_d_tensors_take_axis_0_like_numpy():
+    t = Tensor(np.float32(4.0), requires_grad=True)
+    assert t.sum(axis=0).item() == 4.0 and t.max(axis=-1).item() == 4.0
+    t.softmax(axis=0).backward()
+    assert t.grad.shape == ()
 
 
 def test_hook_returning_a_wrong_shape():
@@ -205,3 +217,61 @@ def test_errors_leave_no_graph_state_behind():
         with name_scope("block"):
             X + f32(4)
     assert (X * 1.0).scope == ""
+
+
+# ----------------------------------------------------------------------------- fuzzing vs numpy
+
+SHAPES = st.lists(st.integers(1, 3), min_size=0, max_size=3).map(tuple)
+
+
+def _agree_with_numpy(op: str, ours, theirs):
+    """numpy succeeds -> we succeed with the same values; numpy fails -> we fail, naming op."""
+    try:
+        want = theirs()
+    except (ValueError, IndexError, TypeError):
+        with pytest.raises((ValueError, IndexError, TypeError)) as info:
+            ours()
+        assert str(info.value).startswith(f"{op}:"), str(info.value)
+        return
+    got = ours()
+    assert got.shape == np.shape(want)
+    np.testing.assert_allclose(got.data, want, rtol=1e-6)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(SHAPES, SHAPES, st.sampled_from(["add", "mul", "matmul", "cat", "stack", "where"]))
+def test_shape_errors_name_the_op_or_match_numpy(sa, sb, op):
+    a = np.arange(1, 1 + int(np.prod(sa)), dtype=np.float32).reshape(sa)
+    b = np.arange(1, 1 + int(np.prod(sb)), dtype=np.float32).reshape(sb)
+    ta, tb = Tensor(a, requires_grad=True), Tensor(b)
+    pairs = {
+        "add": (lambda: ta + tb, lambda: a + b),
+        "mul": (lambda: ta * tb, lambda: a * b),
+        "matmul": (lambda: ta @ tb, lambda: np.matmul(a, b)),
+        "cat": (lambda: cat([ta, tb], axis=-1), lambda: np.concatenate([a, b], axis=-1)),
+        "stack": (lambda: stack([ta, tb], axis=0), lambda: np.stack([a, b])),
+        "where": (lambda: where(a > 2, ta, tb), lambda: np.where(a > 2, a, b)),
+    }
+    _agree_with_numpy(op, *pairs[op])
+
+
+def _np_softmax(a, axis):
+    e = np.exp(a - a.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(SHAPES, st.integers(-4, 4), st.sampled_from(["sum", "max", "softmax", "getitem",
+                                                    "reshape", "transpose"]))
+def test_axis_and_index_errors_name_the_op_or_match_numpy(shape, k, op):
+    a = np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape)
+    t = Tensor(a, requires_grad=True)
+    pairs = {
+        "sum": (lambda: t.sum(axis=k), lambda: a.sum(axis=k)),
+        "max": (lambda: t.max(axis=k), lambda: a.max(axis=k)),
+        "softmax": (lambda: t.softmax(axis=k), lambda: _np_softmax(a, k)),
+        "getitem": (lambda: t[k], lambda: a[k]),
+        "reshape": (lambda: t.reshape(k, -1), lambda: a.reshape(k, -1)),
+        "transpose": (lambda: t.transpose(0, k), lambda: np.swapaxes(a, 0, k)),
+    }
+    _agree_with_numpy(op, *pairs[op])

@@ -184,7 +184,7 @@ def astype(a, *, dtype):
 # ----------------------------------------------------------------------------- reductions
 
 def _norm_axis(axis, ndim):
-    if axis is None:
+    if axis is None or ndim == 0:  # a 0-d array's only axis (0 or -1) is no axis at all
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     return tuple(int(ax) % ndim if ndim else 0 for ax in axes)

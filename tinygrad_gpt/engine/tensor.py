@@ -290,9 +290,9 @@ class Tensor:
         if axis is None:
             return None
         axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
-        nd = self.ndim
+        nd = max(self.ndim, 1)  # like numpy, a 0-d tensor takes axis 0 (or -1)
         for ax in axes:
-            if not -max(nd, 1) <= ax < max(nd, 1):
+            if not -nd <= ax < nd:
                 raise ValueError(f"{name}: axis {ax} is out of range for a tensor of shape "
                                  f"{self.shape} (allowed {-nd}..{nd - 1})")
         return axis
