@@ -351,3 +351,15 @@ def test_gpt_groups_by_name_scope():
     residual_adds = [n for n in group(g, 2).nodes.values() if n.op == "add" and n.scope == ("h.1",)]
     assert len(residual_adds) == 2
     assert any(n.name == "transformer.h.0.attn.c_attn.weight" for n in g.params())
+
+
+def test_before_backward_the_legend_says_nothing_was_recorded():
+    loss, _ = mlp(record=False)
+    src = to_dot(trace(loss))
+    assert "no gradients recorded" in src
+    nodes, edges, _ = parse_dot(src)
+    g = trace(loss)
+    for nid, n in g.nodes.items():     # only nodes that can never get a gradient are dashed
+        assert ("dashed" in nodes[nid]["style"]) == (not n.requires_grad)
+    loss2, _ = mlp()
+    assert "no gradients recorded" not in to_dot(trace(loss2))

@@ -141,7 +141,7 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def _node_lines(n: Node, prefix: str, scale: ColorScale) -> str:
+def _node_lines(n: Node, prefix: str, scale: ColorScale, recorded: bool = True) -> str:
     fill = fill_color(n.grad, scale)
     font = _text_color(fill)
     # inside its block's cluster a folded scope needs only its last level ("attn")
@@ -189,11 +189,11 @@ def _node_lines(n: Node, prefix: str, scale: ColorScale) -> str:
         attrs["shape"] = "box"
         attrs["peripheries"] = "2"
         style.append("rounded")
-    if n.grad is None:
+    if n.grad is None and (recorded or not n.requires_grad):
         attrs["color"] = NOGRAD_EDGE
         if "dashed" not in style:
             style.append("dashed")
-    elif not n.grad["finite"]:
+    elif n.grad is not None and not n.grad["finite"]:
         attrs["color"] = NAN_COLOR
         attrs["penwidth"] = "3"
     attrs["style"] = ",".join(style)
@@ -246,13 +246,13 @@ def _clusters(g: Graph, prefix: str, scale: ColorScale, indent: str) -> list[str
             out.append(f"{indent}  label={_q(name)}; tooltip={_q('scope ' + name)};")
             out.append(f'{indent}  style="rounded"; color="#b0b0b0"; fontcolor="#606060";')
             ind = indent + "  "
-        out += [ind + _node_lines(n, prefix, scale) for n in members]
+        out += [ind + _node_lines(n, prefix, scale, g.recorded) for n in members]
         if sc:
             out.append(f"{indent}}}")
     return out
 
 
-def _legend(scale: ColorScale, prefix: str = "") -> str:
+def _legend(scale: ColorScale, recorded: bool = True) -> str:
     """A key drawn in the picture: swatches at the ends and powers of ten of the scale, the
     special fills, and what edge width and dashes mean."""
     values = [scale.vmin] + [t for t in scale.ticks() if scale.vmin * 1.5 < t < scale.vmax / 1.5]
@@ -267,6 +267,10 @@ def _legend(scale: ColorScale, prefix: str = "") -> str:
 
     rows = [
         '<TR><TD COLSPAN="2" BORDER="0"><B>gradient norm |g|, log scale</B></TD></TR>',
+        *([] if recorded else [
+            '<TR><TD COLSPAN="2" BORDER="0"><FONT COLOR="#c00000" POINT-SIZE="10">no gradients '
+            'recorded: run backward inside<BR/>tinygrad_gpt.record_gradients(), then trace'
+            '</FONT></TD></TR>']),
         f'<TR><TD COLSPAN="2" BORDER="0"><TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" '
         f'CELLPADDING="3"><TR>{bar}</TR></TABLE></TD></TR>',
         row(ZERO_COLOR, "exactly zero gradient"),
@@ -283,7 +287,7 @@ def _legend(scale: ColorScale, prefix: str = "") -> str:
     table = ('<TABLE BORDER="1" COLOR="#a0a0a0" CELLBORDER="1" CELLSPACING="2" CELLPADDING="2">'
              + "".join(rows) + "</TABLE>")
     tip = f"log10 colour scale from {fmt(scale.vmin)} to {fmt(scale.vmax)}"
-    return f"{prefix}legend [shape=plaintext tooltip={_q(tip)} label=<{table}>];"
+    return f"legend [shape=plaintext tooltip={_q(tip)} label=<{table}>];"
 
 
 def _header(title: str | None, rankdir: str) -> list[str]:
@@ -307,7 +311,7 @@ def to_dot(graph: Graph, *, depth: int | None = None, scale: ColorScale | None =
     lines += _clusters(g, "", scale, "  ")
     lines += ["  " + _edge_line(e, "", scale, g.nodes) for e in g.edges]
     if legend:
-        lines.append("  " + _legend(scale))
+        lines.append("  " + _legend(scale, g.recorded))
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -329,6 +333,6 @@ def side_by_side(graphs: Sequence[Graph], titles: Sequence[str], *, depth: int |
         lines += _clusters(g, p, scale, "    ")
         lines += ["    " + _edge_line(e, p, scale, g.nodes) for e in g.edges]
         lines.append("  }")
-    lines.append("  " + _legend(scale))
+    lines.append("  " + _legend(scale, all(g.recorded for g in folded)))
     lines.append("}")
     return "\n".join(lines) + "\n"
