@@ -113,7 +113,7 @@ class Report:
 
     def metrics(self) -> list[dict[str, Any]]:
         """One row per probe, for `viz.Report` metrics tables."""
-        return [{"probe": p.key, "mistakes": ",".join(map(str, p.mistakes)),
+        return [{"probe": p.key, "checks": p.title, "mistakes": ",".join(map(str, p.mistakes)),
                  "status": p.status, "measured": p.measured,
                  "fix or reason": p.fix if p.failed else p.reason if p.skipped else ""}
                 for p in self.probes]
