@@ -239,7 +239,8 @@ def _agree_with_numpy(op: str, ours, theirs):
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)
-@given(SHAPES, SHAPES, st.sampled_from(["add", "mul", "matmul", "cat", "stack", "where"]))
+@given(SHAPES, SHAPES, st.sampled_from(["add", "mul", "matmul", "cat", "stack", "where",
+                                        "expand", "masked_fill", "getitem"]))
 def test_shape_errors_name_the_op_or_match_numpy(sa, sb, op):
     a = np.arange(1, 1 + int(np.prod(sa)), dtype=np.float32).reshape(sa)
     b = np.arange(1, 1 + int(np.prod(sb)), dtype=np.float32).reshape(sb)
@@ -251,8 +252,17 @@ def test_shape_errors_name_the_op_or_match_numpy(sa, sb, op):
         "cat": (lambda: cat([ta, tb], axis=-1), lambda: np.concatenate([a, b], axis=-1)),
         "stack": (lambda: stack([ta, tb], axis=0), lambda: np.stack([a, b])),
         "where": (lambda: where(a > 2, ta, tb), lambda: np.where(a > 2, a, b)),
+        "expand": (lambda: ta.expand(sb), lambda: np.broadcast_to(a, sb)),
+        "masked_fill": (lambda: ta.masked_fill(b > 2, 0.0), lambda: _np_masked_fill(a, b > 2)),
+        "getitem": (lambda: ta[b.astype(np.int64) - 2], lambda: a[b.astype(np.int64) - 2]),
     }
     _agree_with_numpy(op, *pairs[op])
+
+
+def _np_masked_fill(a, mask):
+    if np.broadcast_shapes(a.shape, mask.shape) != a.shape:
+        raise ValueError("the mask may not grow the tensor")
+    return np.where(mask, 0.0, a)
 
 
 def _np_softmax(a, axis):
@@ -262,7 +272,7 @@ def _np_softmax(a, axis):
 
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(SHAPES, st.integers(-4, 4), st.sampled_from(["sum", "max", "softmax", "getitem",
-                                                    "reshape", "transpose"]))
+                                                    "reshape", "transpose", "argmax", "var"]))
 def test_axis_and_index_errors_name_the_op_or_match_numpy(shape, k, op):
     a = np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape)
     t = Tensor(a, requires_grad=True)
@@ -273,5 +283,7 @@ def test_axis_and_index_errors_name_the_op_or_match_numpy(shape, k, op):
         "getitem": (lambda: t[k], lambda: a[k]),
         "reshape": (lambda: t.reshape(k, -1), lambda: a.reshape(k, -1)),
         "transpose": (lambda: t.transpose(0, k), lambda: np.swapaxes(a, 0, k)),
+        "argmax": (lambda: t.argmax(axis=k), lambda: a.argmax(axis=k)),
+        "var": (lambda: t.var(axis=k), lambda: a.var(axis=k)),
     }
     _agree_with_numpy(op, *pairs[op])
