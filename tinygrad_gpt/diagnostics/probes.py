@@ -160,20 +160,22 @@ def kv_cache(ctx: Context) -> ProbeResult:
     n = 12 if ad.block_size is None else max(1, min(12, ad.block_size - p))
     prompt = ctx.ids(4, p)
     runs = {}
-    # At init a model's greedy choice barely depends on context (it tends to repeat the last
-    # token), so the weights are also swapped for sharp random ones; restore() undoes it.
-    for weights in ("own", "sharp"):
-        if weights == "sharp":
-            ad.randomize(ctx.rng)
-        cached = ad.generate(prompt, n, True, ctx.seed)[:, p:]
-        fresh = ad.generate(prompt, n, False, ctx.seed)[:, p:]
-        if cached.shape != fresh.shape:
-            ad.restore_weights()
-            return _result(key, title, (11,), FAIL, value=1.0,
-                           measured=f"cached output {cached.shape} vs uncached {fresh.shape}",
-                           fix="the cached path must produce one token per step")
-        runs[weights] = cached != fresh
-    ad.restore_weights()
+    try:
+        # At init a model's greedy choice barely depends on context (it tends to repeat the
+        # last token), so the weights are also swapped for sharp random ones for a second run.
+        for weights in ("own", "sharp"):
+            if weights == "sharp":
+                ad.randomize(ctx.rng)
+            cached = ad.generate(prompt, n, True, ctx.seed)[:, p:]
+            fresh = ad.generate(prompt, n, False, ctx.seed)[:, p:]
+            if cached.shape != fresh.shape:
+                return _result(key, title, (11,), FAIL, value=1.0,
+                               measured=f"cached output {cached.shape} vs uncached "
+                                        f"{fresh.shape}",
+                               fix="the cached path must produce one token per step")
+            runs[weights] = cached != fresh
+    finally:
+        ad.restore_weights()
     differ = runs["own"] | runs["sharp"]
     frac = float(differ.mean())
     first = int(np.argmax(differ.any(0))) if differ.any() else -1
