@@ -1,0 +1,52 @@
+"""Mistake 8, the padding mask: a left-padded batch changes real tokens' outputs unless the mask
+hides the padding (and positions count from the first real token); right padding is harmless
+under a causal mask; a row that is all padding stays finite.
+
+    python examples/mistake_08_padding_mask.py         # full experiment (~10 s)
+    python examples/mistake_08_padding_mask.py --quick --out lab_out
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from tinygrad_gpt import GPT, GPTConfig
+from tinygrad_gpt.lab import MISTAKES
+
+
+def show(result) -> None:
+    print(f"\n{result.verdict}\nreproduced: {result.reproduced}")
+    for side, metrics in result.metrics.items():
+        print(f"  {side}:")
+        for key, value in metrics.items():
+            print(f"    {key:<24} {value:.4g}" if isinstance(value, float)
+                  else f"    {key:<24} {value}")
+    for p in result.pictures:
+        print("  picture:", p)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="the few-second version")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=None, help="folder for the pictures")
+    args = ap.parse_args()
+
+    seq = np.array([[5, 9, 2, 7, 1]])
+    ids = np.array([[0, 0, 0, 5, 9, 2, 7, 1], [3, 4, 5, 6, 7, 8, 9, 10]])   # row 0 left-padded
+    mask = (np.arange(8) >= 3)[None].repeat(2, 0).astype(np.int64)
+    mask[1] = 1
+    for on in (False, True):
+        model = GPT(GPTConfig(vocab_size=65, block_size=32, n_layer=2, n_head=2, n_embd=32,
+                              mask_padding=on))
+        alone = model(seq)[0].data[0]
+        batched = model(ids, attention_mask=mask)[0].data[0, 3:]
+        print(f"mask_padding={on}: max |diff| of the real tokens vs alone "
+              f"{np.abs(batched - alone).max():.2e}")
+
+    show(MISTAKES["padding-mask"].run(quick=args.quick, seed=args.seed, out_dir=args.out))
+
+
+if __name__ == "__main__":
+    main()

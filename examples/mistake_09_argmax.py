@@ -1,0 +1,55 @@
+"""Mistake 9, gradient through argmax: a loss computed from argmax gives every parameter exactly
+zero gradient; teacher forcing (cross-entropy) trains, and REINFORCE with a baseline raises a
+reward on sampled tokens.
+
+    python examples/mistake_09_argmax.py               # full experiment (~15 s)
+    python examples/mistake_09_argmax.py --quick --out lab_out
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from tinygrad_gpt import GPT, GPTConfig, Tensor
+from tinygrad_gpt import functional as F
+from tinygrad_gpt.lab import MISTAKES
+
+
+def show(result) -> None:
+    print(f"\n{result.verdict}\nreproduced: {result.reproduced}")
+    for side, metrics in result.metrics.items():
+        print(f"  {side}:")
+        for key, value in metrics.items():
+            print(f"    {key:<24} {value:.4g}" if isinstance(value, float)
+                  else f"    {key:<24} {value}")
+    for p in result.pictures:
+        print("  picture:", p)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="the few-second version")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=None, help="folder for the pictures")
+    args = ap.parse_args()
+
+    model = GPT(GPTConfig(vocab_size=65, block_size=32, n_layer=2, n_head=2, n_embd=32))
+    ids = np.random.default_rng(args.seed).integers(0, 65, (2, 16))
+    logits, _ = model(ids[:, :-1])
+    wrong = ((logits.argmax(-1) - Tensor(ids[:, 1:])).abs() > 0).astype(np.float32).mean()
+    print(f"argmax error rate {wrong.item():.3f}, requires_grad={wrong.requires_grad}")
+    try:
+        wrong.backward()
+    except RuntimeError as e:
+        print(" ", e)
+    F.cross_entropy(logits, ids[:, 1:]).backward()
+    print("cross-entropy: parameters with a non-zero gradient:",
+          sum(bool(np.any(p.grad)) for p in model.parameters()), "of",
+          len(model.parameters()))
+
+    show(MISTAKES["argmax"].run(quick=args.quick, seed=args.seed, out_dir=args.out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""Mistake 10, a vocabulary too small for the text: characters collected from part of a corpus
+leave unknowns in the rest; byte-level BPE has none, and bits per byte make models with
+different tokenizers comparable.
+
+    python examples/mistake_10_vocabulary.py           # full experiment (~25 s)
+    python examples/mistake_10_vocabulary.py --quick --out lab_out
+"""
+from __future__ import annotations
+
+import argparse
+
+from tinygrad_gpt.lab import MISTAKES
+from tinygrad_gpt.tokenizers import BPETokenizer, CharTokenizer
+
+
+def show(result) -> None:
+    print(f"\n{result.verdict}\nreproduced: {result.reproduced}")
+    for side, metrics in result.metrics.items():
+        print(f"  {side}:")
+        for key, value in metrics.items():
+            print(f"    {key:<24} {value:.4g}" if isinstance(value, float)
+                  else f"    {key:<24} {value}")
+    for p in result.pictures:
+        print("  picture:", p)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="the few-second version")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=None, help="folder for the pictures")
+    args = ap.parse_args()
+
+    sample = "the quick brown fox jumps over the lazy dog. " * 20
+    text = "Quick! Zoë's fox — 42 ☃"
+    char = CharTokenizer(sample, unk="?")
+    print(f"char vocabulary of {char.vocab_size}: {char.decode(char.encode(text))!r} "
+          f"({char.unknown_count} unknown)")
+    bpe = BPETokenizer().train(sample, 280)
+    ids = bpe.encode(text)
+    print(f"byte-level BPE of {bpe.vocab_size}: {bpe.decode(ids)!r} ({len(ids)} tokens, "
+          f"round trip exact: {bpe.decode(ids) == text})")
+
+    show(MISTAKES["vocabulary"].run(quick=args.quick, seed=args.seed, out_dir=args.out))
+
+
+if __name__ == "__main__":
+    main()

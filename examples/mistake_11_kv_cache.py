@@ -1,0 +1,50 @@
+"""Mistake 11, a KV cache that is not updated: generation quietly ignores its context and parts
+ways with full recomputation; with the update, cached logits match at every step and
+generation gets faster.
+
+    python examples/mistake_11_kv_cache.py             # full experiment (~20 s)
+    python examples/mistake_11_kv_cache.py --quick --out lab_out
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from tinygrad_gpt import GPT, GPTConfig
+from tinygrad_gpt.lab import MISTAKES
+from tinygrad_gpt.lab.m11_kv_cache import cached_step_logits
+
+
+def show(result) -> None:
+    print(f"\n{result.verdict}\nreproduced: {result.reproduced}")
+    for side, metrics in result.metrics.items():
+        print(f"  {side}:")
+        for key, value in metrics.items():
+            print(f"    {key:<24} {value:.4g}" if isinstance(value, float)
+                  else f"    {key:<24} {value}")
+    for p in result.pictures:
+        print("  picture:", p)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="the few-second version")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=None, help="folder for the pictures")
+    args = ap.parse_args()
+
+    seq = np.random.default_rng(args.seed).integers(0, 65, (1, 32))
+    for update in (False, True):
+        model = GPT(GPTConfig(vocab_size=65, block_size=64, n_layer=2, n_head=2, n_embd=32,
+                              pos_encoding="rope", kv_cache_update=update), seed=args.seed)
+        full = model(seq)[0].data[0, 7:-1]            # one forward: logits for every step
+        diff = np.abs(cached_step_logits(model, seq, 8) - full).max(-1)
+        print(f"kv_cache_update={update}: max |logit diff| vs full recomputation at the prompt "
+              f"step {diff[0]:.1e}, over the next {len(diff) - 1} steps {diff[1:].max():.1e}")
+
+    show(MISTAKES["kv-cache"].run(quick=args.quick, seed=args.seed, out_dir=args.out))
+
+
+if __name__ == "__main__":
+    main()
