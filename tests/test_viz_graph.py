@@ -324,7 +324,10 @@ def test_group_gradient_fades_without_residual_on_a_shared_scale():
     nodes, edges, clusters = parse_dot(src)
     assert clusters[:2] == ["no residual", "residual"]
     assert src.count("legend [") == 1
-    scale = ColorScale.fit([group(without, 1), group(with_res, 1)])
+    scale = ColorScale.fit([without, with_res], depth=1)
+    assert scale == ColorScale.fit([group(without, 1), group(with_res, 1)])
+    alone = parse_dot(to_dot(without, depth=1, scale=scale))[0]     # a separate picture
+    assert all(alone[k]["fillcolor"] == nodes["s0_" + k]["fillcolor"] for k in alone)
     for prefix, g in (("s0_", without), ("s1_", with_res)):
         for n in group(g, 1).nodes.values():
             assert nodes[prefix + n.id]["fillcolor"] == fill_color(n.grad, scale)

@@ -34,9 +34,12 @@ class ColorScale:
                              f"vmax={self.vmax}")
 
     @classmethod
-    def fit(cls, graphs: Graph | Sequence[Graph]) -> "ColorScale":
-        """The range of finite, non-zero gradient norms on the nodes and edges of `graphs`."""
+    def fit(cls, graphs: Graph | Sequence[Graph], depth: int | None = None) -> "ColorScale":
+        """The range of finite, non-zero gradient norms on the nodes and edges of `graphs`,
+        folded to `depth` first (as `to_dot(..., depth=)` draws them). Pass the result as
+        `scale=` to draw separate pictures on one scale."""
         graphs = [graphs] if isinstance(graphs, Graph) else list(graphs)
+        graphs = [group(g, depth) if depth is not None and g.depth is None else g for g in graphs]
         norms = []
         for g in graphs:
             for n in g.nodes.values():
