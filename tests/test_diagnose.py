@@ -312,3 +312,23 @@ def test_generate_without_use_cache_is_skipped_with_the_reason():
     report = diagnose(NoCacheGPT(GPTConfig(**FIXED)))
     assert report["kv_cache"].skipped and "use_cache" in report["kv_cache"].reason
     assert report.ok
+
+
+class LearnedTable(nn.Module):
+    """Learned positions of 40 rows and no block_size anywhere: the probe finds the limit."""
+
+    def __init__(self, vocab: int = 70, dim: int = 8, rows: int = 40):
+        rng = np.random.default_rng(0)
+        self.tok = nn.Embedding(vocab, dim, rng=rng)
+        self.pos = nn.Embedding(rows, dim, rng=rng)
+
+    def forward(self, idx):
+        ids = np.asarray(idx)
+        x = self.tok(ids) + self.pos(np.arange(ids.shape[1]))
+        return x @ self.tok.weight.T
+
+
+def test_position_limit_is_found_without_a_block_size():
+    probe = diagnose(LearnedTable())["position_range"]
+    assert probe.failed and probe.details["error_type"] == "IndexError"
+    assert "at 41 tokens it crashes with IndexError" in probe.measured

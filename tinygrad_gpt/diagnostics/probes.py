@@ -190,13 +190,39 @@ def kv_cache(ctx: Context) -> ProbeResult:
                             "differ_sharp": int(runs["sharp"].sum()), "steps": n})
 
 
+SEARCH_LENGTHS = (32, 64, 128, 256)
+
+
+def _find_length_limit(ctx: Context) -> int | None:
+    """Without a known block size: the longest length that still runs before the first of
+    SEARCH_LENGTHS that fails (so the probe then asks for one more token), or None."""
+    ok = ctx.T
+    for t in SEARCH_LENGTHS:
+        try:
+            ctx.adapter.logits(ctx.ids(1, t))
+        except Exception:  # noqa: BLE001 - failing here is what we look for
+            lo, hi = ok, t              # runs at lo, fails at hi: bisect to the limit
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                try:
+                    ctx.adapter.logits(ctx.ids(1, mid))
+                    lo = mid
+                except Exception:  # noqa: BLE001
+                    hi = mid
+            return lo
+        ok = t
+    return None
+
+
 def position_range(ctx: Context) -> ProbeResult:
     key, title = "position_range", "the model runs past block_size (block_size + 1 tokens)"
     bs = ctx.adapter.block_size
     if bs is None:
-        return _result(key, title, (7,), SKIP,
-                       reason="block size unknown (give diagnose(block_size=...) or a "
-                              "config.block_size)")
+        bs = _find_length_limit(ctx)
+        if bs is None:
+            return _result(key, title, (7,), SKIP,
+                           reason=f"block size unknown and the model ran at every length up to "
+                                  f"{max(SEARCH_LENGTHS)} (give diagnose(block_size=...))")
     fix = ("use positions that extend past the table (RoPE or sinusoidal); with a learned "
            "table, crop inputs to the last block_size tokens")
     ids = ctx.ids(1, bs + 1)
@@ -412,8 +438,8 @@ def tied_embeddings(ctx: Context) -> ProbeResult:
                             f"vocabulary matrix, {extra:,} extra parameters ({share:.0%} of "
                             f"{total:,})",
                    threshold="tied",
-                   fix="tie the head to the token embedding: logits = x @ wte.weight.T "
-                       f"(saves {extra:,} parameters)",
+                   fix=f"tie the head to the token embedding: logits = x @ "
+                       f"{ctx.names.get(id(emb), 'wte.weight')}.T (saves {extra:,} parameters)",
                    details={"extra_parameters": extra, "share": share})
 
 
