@@ -332,3 +332,13 @@ def test_position_limit_is_found_without_a_block_size():
     probe = diagnose(LearnedTable())["position_range"]
     assert probe.failed and probe.details["error_type"] == "IndexError"
     assert "at 41 tokens it crashes with IndexError" in probe.measured
+
+
+def test_a_model_that_cannot_take_ids_is_refused_with_the_reason():
+    def floats_only(x):
+        raise TypeError("expects float features")
+
+    with pytest.raises(ValueError, match="floats_only|function.*TypeError: expects float"):
+        diagnose(floats_only)
+    with pytest.raises(TypeError, match="must be callable"):
+        diagnose(42)

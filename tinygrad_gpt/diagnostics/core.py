@@ -37,15 +37,22 @@ def _skipped(fn: Any, e: Exception) -> ProbeResult:
 def diagnose(model: Any, vocab_size: int | None = None, block_size: int | None = None,
              seed: int = 0, tokenizer: Any = None) -> Report:
     """Probe `model` (ids (B, T) -> logits (B, T, V) or (logits, loss)) for the classic
-    transformer mistakes. Deterministic for a seed; never trains; restores the model.
-    `tokenizer` (default: `model.tokenizer` if it has one) is checked for unreadable text."""
+    transformer mistakes and return a `Report` (print it for the table; `report.flagged` is
+    the set of mistake numbers found). Deterministic for a seed; never trains; restores the
+    model's parameters, gradients and training mode. `vocab_size` and `block_size` default to
+    the model's config (else they are found by calling it); `tokenizer` (default:
+    `model.tokenizer` if it has one) is checked for text it cannot read."""
     start = time.perf_counter()
     ad = ModelAdapter(model, vocab_size, block_size)
     rng = np.random.default_rng(seed)
     report = Report(_describe(model))
     ad.save_modes()
     try:
-        ad.discover(rng)
+        try:
+            ad.discover(rng)
+        except Exception as e:  # noqa: BLE001 - nothing can be probed: say why, plainly
+            raise ValueError(f"diagnose: calling {type(model).__name__} on token ids of shape "
+                             f"(B, T) failed with {type(e).__name__}: {e}") from e
         ad.snapshot()
         t = 16 if ad.block_size is None else max(2, min(16, int(ad.block_size)))
         ctx = probes.Context(ad, rng, seed, t,
