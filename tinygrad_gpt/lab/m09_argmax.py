@@ -29,8 +29,9 @@ Two ways out. For learning to predict text, teacher forcing: score the probabili
 gives to the true next token (cross-entropy), which is smooth in every weight. When the signal
 only exists for tokens the model itself chose (a reward, as in RLHF), sample the token instead
 of taking the argmax, and use the policy gradient (REINFORCE): raise log p(sampled token) in
-proportion to its reward minus a baseline; the baseline (the average reward) does not change
-the expected gradient but makes each estimate much less noisy."""
+proportion to its reward minus a baseline. The baseline (the average reward) does not change
+the expected gradient but makes each estimate less noisy, the more so the further the average
+reward is from zero; we measure by how much."""
 
 IGNORE = -100
 

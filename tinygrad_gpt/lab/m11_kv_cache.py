@@ -105,7 +105,7 @@ def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = N
     p = prompt.shape[1]
     n_new = 56 if quick else 112
     n_speed = 120 if quick else 240
-    repeats = 1 if quick else 3
+    repeats = 1 if quick else 2
 
     def decode(ids: np.ndarray) -> str:
         return "".join(data.itos[i] for i in ids)
