@@ -3,31 +3,96 @@ graph with a hand-written backward. Their unfused compositions stay available in
 `functional` (``fused=False``) for teaching and for tests that compare the two."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .ops import register
+
+
+def layer_norm_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray,
+                       eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The forward kernel, shared with the no-graph decoding path: (out, xhat, rstd)."""
+    xc = x - x.mean(axis=-1, keepdims=True)
+    var = np.einsum("...i,...i->...", xc, xc)[..., None]
+    var /= x.shape[-1]
+    var += x.dtype.type(eps)
+    rstd = np.sqrt(var, out=var)
+    np.reciprocal(rstd, out=rstd)
+    xc *= rstd                                      # xc is now xhat
+    out = xc * weight
+    out += bias
+    return out, xc, rstd
 
 
 @register("layer_norm")
 def layer_norm(x, weight, bias, *, eps: float = 1e-5):
     """Over the last axis: xhat = (x - mean) / sqrt(var + eps), out = xhat * weight + bias;
     dx = rstd (gxhat - mean(gxhat) - xhat mean(gxhat xhat)), gxhat = g * weight"""
-    mu = x.mean(axis=-1, keepdims=True)
-    xc = x - mu
-    var = np.mean(xc * xc, axis=-1, keepdims=True)
-    rstd = 1.0 / np.sqrt(var + x.dtype.type(eps))
-    xhat = xc * rstd
-    out = xhat * weight + bias
+    out, xhat, rstd = layer_norm_forward(x, weight, bias, eps)
 
     def backward(g):
-        lead = tuple(range(g.ndim - 1))
-        gw = np.sum(g * xhat, axis=lead)
-        gb = np.sum(g, axis=lead)
+        c = g.shape[-1]
+        g2, xh2 = g.reshape(-1, c), xhat.reshape(-1, c)
+        gw = np.einsum("ij,ij->j", g2, xh2)
+        gb = g2.sum(axis=0)
         gx = g * weight
+        m2 = np.einsum("...i,...i->...", gx, xhat)[..., None]
+        m2 /= c
         gx -= gx.mean(axis=-1, keepdims=True)
-        gx -= xhat * np.mean(g * weight * xhat, axis=-1, keepdims=True)
+        gx -= xhat * m2
         gx *= rstd
         return gx, gw, gb
+    return out, backward
+
+
+def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray,
+                      blocked: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """softmax(q k^T / sqrt(hs), blocked entries at the dtype's lowest value) v, for q
+    (B, nh, T, hs) and k, v (B, nh, Tk, hs): returns (out, p). Shared with the decoding path."""
+    scale = q.dtype.type(1.0 / math.sqrt(q.shape[-1]))
+    p = q @ np.swapaxes(k, -1, -2)                  # (B, nh, T, Tk)
+    p *= scale
+    if blocked is not None:
+        np.copyto(p, np.finfo(p.dtype).min, where=blocked)
+    p -= p.max(axis=-1, keepdims=True)
+    np.exp(p, out=p)
+    p /= p.sum(axis=-1, keepdims=True)
+    return p @ v, p
+
+
+@register("attention")
+def attention(qkv, allowed, *, n_head: int):
+    """Multi-head self-attention on packed projections qkv (B, T, 3C), one node:
+    q, k, v = qkv split into n_head heads (B, nh, T, hs); s = q k^T / sqrt(hs), entries where
+    `allowed` (B|1, 1, T, T) is False at the dtype's lowest value; p = softmax(s), rows with
+    no allowed key zeroed; out = p v with heads merged back to (B, T, C).
+    dv = p^T g, dp = g v^T, ds = p (dp - sum(dp p)) / sqrt(hs), dq = ds k, dk = ds^T q."""
+    b, t, c3 = qkv.shape
+    c = c3 // 3
+    hs = c // n_head
+    # one copy into head-major layout, so every GEMM below runs on contiguous blocks
+    x = np.ascontiguousarray(qkv.reshape(b, t, 3, n_head, hs).transpose(2, 0, 3, 1, 4))
+    q, k, v = x[0], x[1], x[2]                      # (B, nh, T, hs) each
+    y, p = attention_forward(q, k, v, ~allowed)
+    any_key = allowed.any(axis=-1, keepdims=True)   # (B|1, 1, T, 1)
+    if not any_key.all():                           # a fully padded query attends to nothing
+        p *= any_key
+        y *= any_key
+    out = y.transpose(0, 2, 1, 3).reshape(b, t, c)
+
+    def backward(g):
+        scale = g.dtype.type(1.0 / math.sqrt(hs))
+        gy = g.reshape(b, t, n_head, hs).transpose(0, 2, 1, 3)          # (B, nh, T, hs)
+        gx = np.empty_like(x)
+        np.matmul(np.swapaxes(p, -1, -2), gy, out=gx[2])
+        ds = gy @ np.swapaxes(v, -1, -2)                                 # (B, nh, T, T)
+        ds -= np.einsum("...ij,...ij->...i", ds, p)[..., None]
+        ds *= p
+        ds *= scale
+        np.matmul(ds, k, out=gx[0])
+        np.matmul(np.swapaxes(ds, -1, -2), q, out=gx[1])
+        return gx.transpose(1, 3, 0, 2, 4).reshape(b, t, c3), None
     return out, backward
 
 

@@ -1,0 +1,122 @@
+"""Fused primitives against their unfused compositions (float64), gradchecks of the fused ops,
+the model with fused and composite attention, and the no-graph decoding path against the
+engine's forward."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tinygrad_gpt.functional as F
+from tinygrad_gpt import GPT, GPTConfig, Tensor, gradcheck
+from tinygrad_gpt.engine import apply
+from tinygrad_gpt.model import attention as attention_mod
+from tinygrad_gpt.model.attention import attend
+
+
+def _causal(t: int) -> np.ndarray:
+    return np.tril(np.ones((t, t), dtype=bool))[None, None]
+
+
+def _composite_attention(qkv: Tensor, allowed: np.ndarray, n_head: int) -> Tensor:
+    b, t, c3 = qkv.shape
+    c = c3 // 3
+    hs = c // n_head
+    q, k, v = (qkv[:, :, i * c:(i + 1) * c].reshape(b, t, n_head, hs).transpose(1, 2)
+               for i in range(3))
+    y, _ = attend(q, k, v, allowed)
+    return y.transpose(1, 2).reshape(b, t, c)
+
+
+def _padded_mask(rng, b: int, t: int, with_empty_row: bool) -> np.ndarray:
+    keep = rng.random((b, t)) > 0.3
+    keep[:, -1] = True
+    if with_empty_row:
+        keep[0, 0] = False           # query 0 of batch 0 may attend to no key at all
+    return _causal(t) & keep[:, None, None, :]
+
+
+@pytest.mark.parametrize("mask", ["causal", "padded", "padded_empty_row"])
+def test_fused_attention_matches_composite(rng, mask):
+    b, t, nh, hs = 2, 5, 3, 4
+    qkv = rng.standard_normal((b, t, 3 * nh * hs))
+    allowed = _causal(t) if mask == "causal" else \
+        _padded_mask(rng, b, t, mask == "padded_empty_row")
+    g = rng.standard_normal((b, t, nh * hs))
+    outs, grads = [], []
+    for fused in (True, False):
+        x = Tensor(qkv.copy(), requires_grad=True)
+        y = apply("attention", x, Tensor(allowed), n_head=nh) if fused else \
+            _composite_attention(x, allowed, nh)
+        y.backward(g)
+        outs.append(y.data)
+        grads.append(x.grad)
+    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-11, atol=1e-12)
+    assert np.isfinite(outs[0]).all()
+    if mask == "padded_empty_row":
+        assert np.all(outs[0][0, 0] == 0)
+
+
+@pytest.mark.parametrize("mask", ["causal", "padded_empty_row"])
+def test_fused_attention_gradcheck(rng, mask):
+    b, t, nh = 2, 4, 2
+    allowed = _causal(t) if mask == "causal" else _padded_mask(rng, b, t, True)
+    x = Tensor(rng.standard_normal((b, t, 3 * nh * 3)), requires_grad=True)
+    assert gradcheck(lambda q: apply("attention", q, Tensor(allowed), n_head=nh), x)
+
+
+def test_fused_attention_is_one_labelled_node(rng):
+    x = Tensor(rng.standard_normal((1, 3, 12)), requires_grad=True)
+    y = apply("attention", x, Tensor(_causal(3)), n_head=2)
+    assert y.op == "attention" and y.parents[0] is x
+
+
+def test_layer_norm_fused_matches_unfused_float64(rng):
+    x = rng.standard_normal((3, 4, 7)) * 3 + 1
+    w, b = rng.standard_normal(7), rng.standard_normal(7)
+    g = rng.standard_normal(x.shape)
+    res = []
+    for fused in (True, False):
+        ts = [Tensor(a.copy(), requires_grad=True) for a in (x, w, b)]
+        out = F.layer_norm(*ts, fused=fused)
+        out.backward(g)
+        res.append([out.data] + [t.grad for t in ts])
+    for a, b_ in zip(*res):
+        np.testing.assert_allclose(a, b_, rtol=1e-10, atol=1e-12)
+
+
+def test_gelu_matches_its_formula_and_gradcheck(rng):
+    a = rng.standard_normal((4, 5)) * 3
+    c = np.sqrt(2 / np.pi)
+    expect = 0.5 * a * (1 + np.tanh(c * (a + 0.044715 * a ** 3)))
+    np.testing.assert_allclose(Tensor(a).gelu().data, expect, rtol=1e-14, atol=1e-15)
+    assert gradcheck(lambda t: t.gelu(), Tensor(a, requires_grad=True))
+
+
+def _tiny(dtype=np.float64, **kw) -> GPT:
+    cfg = GPTConfig(vocab_size=31, block_size=16, n_layer=2, n_head=2, n_embd=16, **kw)
+    m = GPT(cfg, seed=3)
+    for p in m.parameters():
+        p.data = p.data.astype(dtype)
+    return m
+
+
+@pytest.mark.parametrize("padding", [False, True])
+def test_model_with_fused_attention_matches_composite(rng, monkeypatch, padding):
+    ids = rng.integers(0, 31, (2, 9))
+    tg = rng.integers(0, 31, (2, 9))
+    mask = None
+    if padding:
+        mask = np.ones((2, 9), dtype=bool)
+        mask[1, :4] = False
+    res = []
+    for fused in (True, False):
+        monkeypatch.setattr(attention_mod, "FUSED", fused)
+        m = _tiny()
+        logits, loss = m(ids, tg, attention_mask=mask)
+        loss.backward()
+        res.append((logits.data, loss.item(), [p.grad for p in m.parameters()]))
+    np.testing.assert_allclose(res[0][0], res[1][0], rtol=1e-11, atol=1e-12)
+    assert res[0][1] == pytest.approx(res[1][1], rel=1e-12)
+    for a, b in zip(res[0][2], res[1][2]):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
