@@ -10,7 +10,7 @@ import pytest
 
 import tinygrad_gpt.functional as F
 from tinygrad_gpt import Tensor, cat, gradcheck, stack, where
-from tinygrad_gpt.engine import OPS, topological_order
+from tinygrad_gpt.engine import OPS, apply, topological_order
 
 _R = np.random.default_rng(1234)
 
@@ -39,6 +39,7 @@ IDX = np.array([0, 2, 0, 1, 2, 2])
 W34, W423 = rand(3, 4), rand(4, 2, 3)  # fixed weights so that the layout matters
 TARGETS = np.array([1, 0, 4, -100, 3])
 TARGETS3 = np.array([[1, 0, -100], [4, 4, 2]])
+CAUSAL3 = Tensor(np.tril(np.ones((3, 3), dtype=bool))[None, None])
 
 # op name -> list of (function of the input tensors, input arrays[, gradcheck options]);
 # every input requires grad.
@@ -104,6 +105,7 @@ GRAD_CASES: dict[str, list] = {
                    (lambda x, w, b: F.layer_norm(x, w, b, eps=1e-3), [rand(5), rand(5), rand(5)])],
     "cross_entropy": [(lambda x: F.cross_entropy(x, TARGETS), [rand(5, 6)]),
                       (lambda x: F.cross_entropy(x, TARGETS3), [rand(2, 3, 5)])],
+    "attention": [(lambda qkv: apply("attention", qkv, CAUSAL3, n_head=2), [rand(2, 3, 12)])],
 }
 
 # ops that cut the gradient path on purpose: a function of one float64 tensor

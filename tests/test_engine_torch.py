@@ -12,7 +12,7 @@ from hypothesis.extra.numpy import array_shapes, mutually_broadcastable_shapes
 
 import tinygrad_gpt.functional as F
 from tinygrad_gpt import Tensor, cat, stack, where
-from tinygrad_gpt.engine import OPS
+from tinygrad_gpt.engine import OPS, apply
 
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
@@ -361,6 +361,24 @@ def test_cross_entropy(b, t, v, three_d, fused):
     check(None, lambda x: F.cross_entropy(x, targets, fused=fused),
           lambda x: TF.cross_entropy(x.reshape(-1, v), torch.tensor(targets.reshape(-1)),
                                      ignore_index=-100), arrays=[logits], atol=1e-5)
+
+
+@covers("attention")
+@pytest.mark.parametrize("padded", [False, True])
+def test_fused_attention(padded):
+    rng = np.random.default_rng(5)
+    b, t, nh, hs = 2, 5, 2, 3
+    allowed = np.tril(np.ones((t, t), dtype=bool))[None, None]
+    if padded:
+        allowed = allowed & (rng.random((b, 1, 1, t)) > 0.3) | np.eye(t, dtype=bool)
+
+    def theirs(qkv):
+        q, k, v = (x.reshape(b, t, nh, hs).transpose(1, 2) for x in qkv.split(nh * hs, -1))
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(hs)
+        att = att.masked_fill(torch.tensor(~allowed), float("-inf")).softmax(-1)
+        return (att @ v).transpose(1, 2).reshape(b, t, nh * hs)
+    check([(b, t, 3 * nh * hs)], lambda x: apply("attention", x, Tensor(allowed), n_head=nh),
+          theirs)
 
 
 # ----------------------------------------------------------------------------- no gradient path
