@@ -158,14 +158,32 @@ def gelu(a, *, approximate: str = "tanh"):
     """tanh form (GPT-2): out = a/2 (1 + tanh(u)), u = sqrt(2/pi)(a + 0.044715 a^3);
     exact form ("none"): out = a Phi(a), da = g (Phi(a) + a phi(a))"""
     if approximate == "tanh":
-        c = a.dtype.type(_SQRT_2_OVER_PI)
-        a2 = a * a
-        t = np.tanh(c * a * (1 + 0.044715 * a2))
-        out = 0.5 * a * (1 + t)
+        # in-place passes over two buffers: this is a hot elementwise op of every MLP
+        f = a.dtype.type
+        c = f(_SQRT_2_OVER_PI)
+        t = a * a
+        t *= f(0.044715) * c
+        t += c
+        t *= a
+        np.tanh(t, out=t)                                   # t = tanh(u)
+        out = t + f(1)
+        out *= a
+        out *= f(0.5)
 
         def backward(g):
-            du = c * (1 + 3 * 0.044715 * a2)
-            return (g * (0.5 * (1 + t) + 0.5 * a * (1 - t * t) * du),)
+            w = a * a                                       # du/da = c (1 + 3 0.044715 a^2)
+            w *= f(3 * 0.044715) * c
+            w += c
+            w *= a
+            w *= f(0.5)
+            s = t * t
+            np.subtract(f(1), s, out=s)
+            w *= s                                          # a/2 (1 - t^2) du/da
+            np.add(t, f(1), out=s)
+            s *= f(0.5)
+            w += s                                          # + (1 + t)/2
+            w *= g
+            return (w,)
         return out, backward
     if approximate == "none":
         cdf = (0.5 * (1 + _erf(a / math.sqrt(2.0)))).astype(a.dtype, copy=False)
