@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="stop training after this long (default 1.5; none with --long)")
     parser.add_argument("--corpus", default=None, help="another text file instead")
     parser.add_argument("--out", default=None, help="also save a checkpoint directory here")
+    parser.add_argument("--prompt", default="ROMEO:", help="text to continue at the end")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -69,8 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         print(f"checkpoint in {args.out}; try: tinygrad-gpt sample --checkpoint {args.out} "
               "--prompt 'ROMEO:'")
+    prompt = args.prompt if set(args.prompt) <= set(tok.chars) else None  # other corpora
     print("\n--- sample ---")
-    print(sample_text(model, tok, "ROMEO:", max_new_tokens=200, temperature=0.8, seed=0)[0])
+    print(sample_text(model, tok, prompt, max_new_tokens=200, temperature=0.8, seed=0)[0])
     return 0
 
 

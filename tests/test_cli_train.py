@@ -141,3 +141,34 @@ def test_parse_config_overrides_types():
                                    "ffn_hidden=None", "norm_placement=post", "ln_axis=0"]) == {
         "n_layer": 3, "dropout": 0.1, "tie_weights": False, "ffn_hidden": None,
         "norm_placement": "post", "ln_axis": 0}
+
+
+def _example(name: str):
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parent.parent / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"example_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_shakespeare_example_trains_saves_and_samples(corpus, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _example("train_shakespeare").main(["--corpus", str(corpus), "--steps", "3",
+                                               "--out", str(out), "--prompt", "to be"]) == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"^3 steps in \d+ s: validation loss \d\.\d{3} \([\d.]+ perplexity\)$",
+                     printed, re.M)
+    assert printed.rstrip("\n").split("--- sample ---\n")[1].startswith("to be")
+    assert load_checkpoint(out).state["step"] == 3
+
+
+def test_the_autograd_example_gets_the_hand_derived_gradients(capsys):
+    module = _example("autograd_basics")
+    module.chain_rule()
+    module.broadcasting()
+    module.hooks()
+    out = capsys.readouterr().out
+    assert "dy/da = 32 (by hand 32); dy/db = -64 (by hand -64)" in out
+    assert "bias.grad = [4. 4. 4.]" in out and "d/dh = [10.  0. 10.]" in out
