@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 
 import tinygrad_gpt.functional as F
-from tinygrad_gpt import GPT, GPTConfig, Tensor, gradcheck
+from tinygrad_gpt import GPT, GPTConfig, Tensor, gradcheck, no_grad
 from tinygrad_gpt.engine import apply
 from tinygrad_gpt.model import attention as attention_mod
+from tinygrad_gpt.model import decode
 from tinygrad_gpt.model.attention import attend
+from tinygrad_gpt.model.kv_cache import KVCache
 
 
 def _causal(t: int) -> np.ndarray:
@@ -120,3 +122,33 @@ def test_model_with_fused_attention_matches_composite(rng, monkeypatch, padding)
     assert res[0][1] == pytest.approx(res[1][1], rel=1e-12)
     for a, b in zip(res[0][2], res[1][2]):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("overrides", [
+    {}, {"norm_placement": "post"}, {"norm_placement": "mixed", "residual": False},
+    {"pos_encoding": "sinusoidal", "final_norm": False}, {"pos_encoding": "none", "bias": False},
+    {"tie_weights": False}])
+def test_decode_path_matches_the_engine_forward(rng, overrides):
+    m = _tiny(**overrides)
+    m.eval()
+    ids = rng.integers(0, 31, (2, 7))
+    allowed = np.tril(np.ones((7, 7), dtype=bool))[None, None]
+    with no_grad():
+        ref = m._run(ids, np.arange(7), allowed).data
+        full = decode.forward(m, ids, np.arange(7), allowed).data
+        np.testing.assert_allclose(full, ref, rtol=1e-10, atol=1e-12)
+        caches = [KVCache(7) for _ in range(2)]       # prefill 4, then one token at a time
+        steps = [decode.forward(m, ids[:, :4], np.arange(4), allowed[..., :4, :4], caches).data]
+        for i in range(4, 7):
+            steps.append(decode.forward(m, ids[:, i:i + 1], np.array([i]), None, caches).data)
+    np.testing.assert_allclose(np.concatenate(steps, axis=1), ref, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_generate_gives_the_same_tokens_with_and_without_the_decode_path(monkeypatch, use_cache):
+    m = _tiny(dtype=np.float32)
+    prompt = np.array([[1, 2, 3]])
+    fast = m.generate(prompt, 20, top_k=1, use_cache=use_cache)    # 23 > block 16: window slides
+    monkeypatch.setattr(decode, "ENABLED", False)
+    slow = m.generate(prompt, 20, top_k=1, use_cache=use_cache)
+    np.testing.assert_array_equal(fast, slow)

@@ -3,6 +3,7 @@
 cached generation."""
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -11,6 +12,7 @@ import numpy as np
 from .. import functional as F
 from ..engine import Tensor, name_scope, no_grad
 from ..nn import Dropout, Embedding, LayerNorm, Module, ModuleList, Parameter
+from . import decode
 from .block import Block
 from .config import GPTConfig
 from .kv_cache import KVCache
@@ -182,6 +184,9 @@ class GPT(Module):
         self.eval()
         out = [ids]
         total = ids.shape[1]
+        run = self._run
+        if decode.supported(self):  # numpy only: generation is per-op overhead bound
+            run = functools.partial(decode.forward, self)
         try:
             with no_grad():
                 caches = None
@@ -189,7 +194,7 @@ class GPT(Module):
                     seq = np.concatenate(out, axis=1) if len(out) > 1 else out[0]
                     if use_cache and caches is not None and not (learned and total > cfg.block_size):
                         pos = np.array([total - 1])
-                        logits = self._run(seq[:, -1:], pos, None, caches, last_only=True)
+                        logits = run(seq[:, -1:], pos, None, caches, last_only=True)
                     else:
                         window = seq[:, -cfg.block_size:] if learned else seq
                         t = window.shape[1]
@@ -197,7 +202,7 @@ class GPT(Module):
                         if use_cache:
                             cap = cfg.block_size if learned else total + max_new_tokens - step
                             caches = [KVCache(cap, cfg.kv_cache_update) for _ in range(cfg.n_layer)]
-                        logits = self._run(window, np.arange(t), allowed, caches, last_only=True)
+                        logits = run(window, np.arange(t), allowed, caches, last_only=True)
                     nxt = self._sample(logits.data[:, -1, :], temperature, top_k, top_p, rng)
                     out.append(nxt[:, None])
                     total += 1
