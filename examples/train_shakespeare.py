@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", default=None, help="another text file instead")
     parser.add_argument("--out", default=None, help="also save a checkpoint directory here")
     parser.add_argument("--prompt", default="ROMEO:", help="text to continue at the end")
+    parser.add_argument("--sample-tokens", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -72,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
               "--prompt 'ROMEO:'")
     prompt = args.prompt if set(args.prompt) <= set(tok.chars) else None  # other corpora
     print("\n--- sample ---")
-    print(sample_text(model, tok, prompt, max_new_tokens=200, temperature=0.8, seed=0)[0])
+    print(sample_text(model, tok, prompt, max_new_tokens=args.sample_tokens, temperature=0.8,
+                      seed=0)[0])
     return 0
 
 

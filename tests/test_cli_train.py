@@ -153,14 +153,17 @@ def _example(name: str):
     return module
 
 
+@pytest.mark.slow
 def test_the_shakespeare_example_trains_saves_and_samples(corpus, tmp_path, capsys):
     out = tmp_path / "run"
     assert _example("train_shakespeare").main(["--corpus", str(corpus), "--steps", "3",
-                                               "--out", str(out), "--prompt", "to be"]) == 0
+                                               "--out", str(out), "--prompt", "to be",
+                                               "--sample-tokens", "20"]) == 0
     printed = capsys.readouterr().out
     assert re.search(r"^3 steps in \d+ s: validation loss \d\.\d{3} \([\d.]+ perplexity\)$",
                      printed, re.M)
-    assert printed.rstrip("\n").split("--- sample ---\n")[1].startswith("to be")
+    sample = printed.rstrip("\n").split("--- sample ---\n")[1]
+    assert sample.startswith("to be") and len(sample) == len("to be") + 20
     assert load_checkpoint(out).state["step"] == 3
 
 
