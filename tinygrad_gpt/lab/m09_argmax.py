@@ -214,15 +214,14 @@ def _gradient_report(model: NextTokenModel, x: np.ndarray, y: np.ndarray) -> tup
     return report, loss
 
 
-def _argmax_graph(model: GPT, x: np.ndarray) -> Tensor:
-    """The argmax prediction with its graph, gradients recorded: argmax is piecewise constant,
-    so d(any loss of it)/d(logits) is exactly 0, and that zero is what reaches every weight."""
-    logits, _ = model(x)
-    pred = logits.argmax(-1)
+def _argmax_graph(model: NextTokenModel, x: np.ndarray, y: np.ndarray) -> Tensor:
+    """The argmax loss with its graph, gradients recorded: argmax is piecewise constant, so
+    d(loss)/d(logits) is exactly 0, and that zero is what reaches every weight."""
+    logits, loss = model(x, y)
     with record_gradients():
         logits.backward(np.zeros_like(logits.data))
     model.zero_grad()
-    return pred
+    return loss
 
 
 def _pictures(out_dir, wrong_root: Tensor, fixed_loss: Tensor,
@@ -230,15 +229,15 @@ def _pictures(out_dir, wrong_root: Tensor, fixed_loss: Tensor,
     from .. import viz
     pictures, captions = [], {}
     p = save_graphs(out_dir, "m09_argmax_cut", [viz.trace(wrong_root), viz.trace(fixed_loss)],
-                    ["argmax loss: the path ends at argmax (dashed), every weight gets exactly 0",
+                    ["argmax loss: the path is cut at argmax (dashed), every weight gets exactly 0",
                      "teacher forcing: cross-entropy, gradient reaches every parameter"],
                     depth=1, title="mistake 9: gradient through argmax")
     if p:
         pictures.append(p)
         captions[p] = ("The same model's graph, folded by layer. Left: the prediction goes "
-                       "through argmax, whose edge is dashed (no gradient); the error rate "
-                       "computed from its integer output has no graph at all, and what flows "
-                       "back to the weights is exactly zero (grey). Right: "
+                       "through argmax, whose edge is dashed (no gradient): the error rate "
+                       "computed from its integer output cannot send anything back, and what "
+                       "reaches the weights is exactly zero (grey). Right: "
                        "cross-entropy on the true next token, coloured by the gradient each "
                        "part receives.")
 
@@ -274,7 +273,7 @@ def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = N
     # wrong: a loss through argmax
     wrong = NextTokenModel(GPT(cfg, seed=seed), "argmax")
     w, _ = _gradient_report(wrong, x, y)
-    wrong_root = _argmax_graph(wrong.gpt, x) if out_dir is not None else None
+    wrong_root = _argmax_graph(wrong, x, y) if out_dir is not None else None
     dd = directional_derivatives(wrong, x, y, 4, 1e-3, seed)
     w.update(directional_derivative_max_abs=float(np.max(np.abs(dd))),
              val_error_rate=_error_rate(wrong.gpt, x, y))
