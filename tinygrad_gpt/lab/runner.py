@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .base import MISTAKES, Mistake, Result
+from .common import blas_threads
 
 Echo = Callable[[str], None]
 
@@ -111,7 +112,8 @@ def run_lab(only: Sequence[str | int] | str | None = None, quick: bool = False,
         say(f"[{k}/{len(chosen)}] {mistake.number:>2} {mistake.slug}: {mistake.title} ...")
         t0 = time.perf_counter()
         try:
-            result = mistake.run(quick=quick, seed=seed, out_dir=out, corpus=corpus)
+            with blas_threads(1):
+                result = mistake.run(quick=quick, seed=seed, out_dir=out, corpus=corpus)
         except Exception as err:  # one broken experiment must not lose the others' results
             result = _failed(mistake, err)
         timings.append(time.perf_counter() - t0)

@@ -1,0 +1,112 @@
+"""`tinygrad-gpt lab` end to end: --quick runs all eleven mistakes, reproduces each, and writes a
+self-contained index.html (summary first, one section per mistake) and a results.json holding
+every metric; --only, --corpus, --seed and bad arguments behave."""
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tinygrad_gpt.cli import main
+from tinygrad_gpt.data import generated_corpus
+from tinygrad_gpt.lab import MISTAKES
+from tinygrad_gpt.lab.runner import jsonable, select
+
+SLUGS = ["norm", "residual", "ffn", "tying", "ln-axis", "final-norm", "positions",
+         "padding-mask", "argmax", "vocabulary", "kv-cache"]
+
+
+@pytest.fixture(scope="module")
+def quick_lab(tmp_path_factory):
+    out = tmp_path_factory.mktemp("lab")
+    proc = subprocess.run([sys.executable, "-m", "tinygrad_gpt.cli", "lab", "--quick", "--out",
+                           str(out)], capture_output=True, text=True, timeout=600)
+    return proc, out
+
+
+@pytest.mark.slow
+def test_quick_lab_reproduces_all_eleven(quick_lab):
+    proc, out = quick_lab
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["quick"] is True and doc["seed"] == 0 and doc["total"] == 11
+    entries = doc["mistakes"]
+    assert [e["number"] for e in entries] == list(range(1, 12))
+    not_reproduced = [e["slug"] for e in entries if not e["reproduced"]]
+    assert not not_reproduced, [(e["slug"], e["verdict"]) for e in entries if not e["reproduced"]]
+    assert doc["reproduced"] == 11
+    for e in entries:
+        assert e["slug"] == MISTAKES[e["number"]].slug
+        assert {"wrong", "fixed"} <= set(e["metrics"])
+        # the symptom is a real metric measured on both sides
+        assert e["symptom"] in e["metrics"]["wrong"] and e["symptom"] in e["metrics"]["fixed"]
+        assert e["verdict"] and e["title"]
+    # the terminal shows progress and the summary table, one row per mistake
+    lines = proc.stdout.splitlines()
+    assert sum(line.startswith("[") for line in lines) == 11
+    header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["#", "mistake"])
+    rows = lines[header + 2:header + 13]
+    assert [r.split()[0] for r in rows] == [str(n) for n in range(1, 12)]
+    assert all(r.rstrip().endswith("yes") for r in rows)
+    assert "11 of 11 reproduced" in proc.stdout
+
+
+@pytest.mark.slow
+def test_quick_lab_report_has_summary_then_a_section_per_mistake(quick_lab):
+    proc, out = quick_lab
+    html = (out / "index.html").read_text()
+    sections = re.findall(r'<section id="([^"]+)">\s*<h2>([^<]+)</h2>', html)
+    titles = [t for _, t in sections]
+    assert titles[0] == "Summary" and len(titles) == 12
+    for n, title in enumerate(titles[1:], 1):
+        assert title.startswith(f"{n}. ")
+    for anchor, _ in sections:                       # every section is in the contents
+        assert f'href="#{anchor}"' in html
+    summary = html.split("<section", 2)[1]
+    assert summary.count("<tr>") == 12               # header + one row per mistake
+    for slug in SLUGS:
+        assert slug in summary
+    bodies = html.split("<section")[2:]
+    for body, slug in zip(bodies, SLUGS):
+        m = MISTAKES[slug]
+        assert "Verdict: reproduced." in body
+        assert '<table class="metrics">' in body and "wrong" in body and "fixed" in body
+        assert "<img" in body or "<svg" in body      # every mistake is drawn
+        assert m.explanation.split()[0] in body
+    # self-contained: no file or network references, and nothing half-written left over
+    assert not re.search(r'(src|href)="(?!#|data:)', html)
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_only_seed_and_corpus(tmp_path, capsys):
+    corpus = tmp_path / "numbers.txt"
+    corpus.write_text(generated_corpus(3000))
+    code = main(["lab", "--quick", "--only", "5,residual", "--seed", "3", "--corpus",
+                 str(corpus), "--out", str(tmp_path / "out")])
+    assert code == 0
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [e["slug"] for e in doc["mistakes"]] == ["residual", "ln-axis"]   # lab order
+    assert doc["seed"] == 3 and doc["corpus"] == str(corpus)
+    # a different text (vocabulary of ~25 characters) and seed: the symptoms still show
+    assert doc["reproduced"] == 2 and "2 of 2 reproduced" in capsys.readouterr().out
+    res, ln = (e["metrics"] for e in doc["mistakes"])
+    assert res["wrong"]["grad_orders_of_magnitude"] > 3
+    assert ln["fixed"]["batch_dependence"] == 0.0 < ln["wrong"]["batch_dependence"]
+
+
+def test_bad_arguments_exit_2_with_a_message(tmp_path, capsys):
+    assert main(["lab", "--only", "nonsense", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "nonsense" in err and "residual" in err
+    assert main(["lab", "--corpus", str(tmp_path / "missing.txt")]) == 2
+    assert "missing.txt" in capsys.readouterr().err
+
+
+def test_select_and_jsonable():
+    assert [m.number for m in select("final-norm,1")] == [1, 6]
+    assert [m.number for m in select(None)] == sorted(k for k in MISTAKES if isinstance(k, int))
+    with pytest.raises(ValueError, match="no mistake"):
+        select(["12"])
+    assert jsonable({"a": float("inf"), "b": [float("nan")], 3: (1, 2.5)}) == \
+        {"a": "inf", "b": ["nan"], "3": [1, 2.5]}
