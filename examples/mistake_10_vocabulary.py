@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from tinygrad_gpt.lab import MISTAKES
+from tinygrad_gpt.lab.common import blas_threads
 from tinygrad_gpt.tokenizers import BPETokenizer, CharTokenizer
 
 
@@ -41,7 +42,9 @@ def main() -> None:
     print(f"byte-level BPE of {bpe.vocab_size}: {bpe.decode(ids)!r} ({len(ids)} tokens, "
           f"round trip exact: {bpe.decode(ids) == text})")
 
-    show(MISTAKES["vocabulary"].run(quick=args.quick, seed=args.seed, out_dir=args.out))
+    with blas_threads(1):                                    # tiny matrices: one thread is faster
+        result = MISTAKES["vocabulary"].run(quick=args.quick, seed=args.seed, out_dir=args.out)
+    show(result)
 
 
 if __name__ == "__main__":

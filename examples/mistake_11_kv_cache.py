@@ -13,6 +13,7 @@ import numpy as np
 
 from tinygrad_gpt import GPT, GPTConfig
 from tinygrad_gpt.lab import MISTAKES
+from tinygrad_gpt.lab.common import blas_threads
 from tinygrad_gpt.lab.m11_kv_cache import cached_step_logits
 
 
@@ -43,7 +44,9 @@ def main() -> None:
         print(f"kv_cache_update={update}: max |logit diff| vs full recomputation at the prompt "
               f"step {diff[0]:.1e}, over the next {len(diff) - 1} steps {diff[1:].max():.1e}")
 
-    show(MISTAKES["kv-cache"].run(quick=args.quick, seed=args.seed, out_dir=args.out))
+    with blas_threads(1):                                    # tiny matrices: one thread is faster
+        result = MISTAKES["kv-cache"].run(quick=args.quick, seed=args.seed, out_dir=args.out)
+    show(result)
 
 
 if __name__ == "__main__":
