@@ -72,14 +72,22 @@ def test_sample_several_and_greedy(corpus, tmp_path, capsys):
 
 def test_resume_from_the_command_line_is_bit_exact(corpus, tmp_path, capsys):
     straight, split = tmp_path / "a", tmp_path / "b"
-    assert train(corpus, straight, "--steps", "6") == 0
-    assert train(corpus, split, "--steps", "3") == 0
-    assert main(["train", "--corpus", str(corpus), "--out", str(split), "--steps", "6",
-                 "--batch-size", "4", "--eval-batches", "1", "--resume", "--no-progress"]) == 0
+    flags = ["--lr", "5e-3", "--warmup", "1", "--seed", "4", "--grad-clip", "0"]
+    assert train(corpus, straight, "--steps", "6", *flags) == 0
+    assert train(corpus, split, "--steps", "6", "--until", "3", *flags) == 0
+    assert load_checkpoint(split).state["step"] == 3
+    # the settings come back from the checkpoint
+    assert main(["train", "--corpus", str(corpus), "--out", str(split), "--resume",
+                 "--no-progress"]) == 0
+    assert load_checkpoint(split).state["train_config"] == \
+        load_checkpoint(straight).state["train_config"]
     a, b = load_file(straight / "model.safetensors"), load_file(split / "model.safetensors")
     assert a.keys() == b.keys()
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert main(["train", "--corpus", str(corpus), "--out", str(split), "--steps", "8",
+                 "--resume", "--seed", "5", "--no-progress"]) == 2
+    assert "--resume: --seed cannot change when resuming" in capsys.readouterr().err
 
 
 def test_progress_output_names_the_corpus_and_the_result(corpus, tmp_path, capsys):
@@ -100,6 +108,8 @@ def test_progress_output_names_the_corpus_and_the_result(corpus, tmp_path, capsy
     (["--config", "n_layer"], "--config: expected key=value, got 'n_layer'"),
     (["--config", "n_head=3"], "GPTConfig: n_embd 16 is not divisible by n_head 3"),
     (["--steps", "0"], "TrainConfig: steps must be a positive integer, got 0"),
+    (["--steps", "5", "--until", "6"], "--until 6: must be after the current step 0 and at "
+                                       "most --steps 5"),
 ])
 def test_train_argument_errors(corpus, tmp_path, capsys, extra, message):
     assert train(corpus, tmp_path / "c", *extra) == 2

@@ -14,8 +14,8 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from . import optim
-from .checkpoint import (CheckpointError, is_checkpoint, load_checkpoint, load_optimizer_state,
-                         save_checkpoint)
+from .checkpoint import (Checkpoint, CheckpointError, is_checkpoint, load_checkpoint,
+                         load_optimizer_state, save_checkpoint)
 from .data import get_batch, load_corpus, train_val_split
 from .engine import no_grad
 from .model import GPT, GPTConfig
@@ -298,12 +298,13 @@ class Trainer:
                                optimizer=self.optimizer, state=self.state_dict())
 
     @classmethod
-    def resume(cls, path: str | Path, train_data: np.ndarray,
+    def resume(cls, path: str | Path | Checkpoint, train_data: np.ndarray,
                val_data: np.ndarray | None = None, **kwargs: Any) -> "Trainer":
-        """A Trainer that continues the checkpoint at `path` exactly (model, optimizer, batch
-        order, dropout). `config=` may be given to change settings, e.g. a larger `steps`;
-        other keyword arguments are Trainer's."""
-        ckpt = load_checkpoint(path)
+        """A Trainer that continues the checkpoint at `path` (or an already loaded
+        `Checkpoint`) exactly: model, optimizer, batch order, dropout. `config=` may be given to
+        change settings, e.g. a larger `steps`; other keyword arguments are Trainer's."""
+        ckpt = path if isinstance(path, Checkpoint) else load_checkpoint(path)
+        path = ckpt.path
         if ckpt.state is None or ckpt.optimizer_state is None:
             raise CheckpointError(f"{Path(path)}: has no trainer and optimizer state to resume "
                                   "from (it was saved with save_checkpoint, not Trainer.save)")
@@ -359,24 +360,28 @@ def parse_config_overrides(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+# command-line flag -> TrainConfig field; unset flags keep the default, or on --resume the
+# checkpoint's value, so a resumed run continues with the settings it was started with
+_TRAIN_FLAGS = {"steps": int, "batch_size": int, "lr": float, "min_lr": float, "warmup": int,
+                "weight_decay": float, "grad_clip": float, "eval_interval": int,
+                "eval_batches": int, "checkpoint_interval": int, "seed": int}
+_FLAG_HELP = {"min_lr": "default lr / 10", "grad_clip": "max gradient norm; 0 turns clipping off",
+              "checkpoint_interval": "also save every N steps (0: only at the end)",
+              "seed": "seed of the model's initialisation and of the batch order"}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    d = TrainConfig()
+    d = asdict(TrainConfig())
     parser.add_argument("--corpus", default=None,
                         help="UTF-8 text file (default: the built-in corpus, pydoc's help text)")
     parser.add_argument("--out", required=True, help="checkpoint directory to write")
-    parser.add_argument("--steps", type=int, default=d.steps, help=f"default {d.steps}")
-    parser.add_argument("--batch-size", type=int, default=d.batch_size)
-    parser.add_argument("--lr", type=float, default=d.lr)
-    parser.add_argument("--min-lr", type=float, default=None, help="default lr / 10")
-    parser.add_argument("--warmup", type=int, default=d.warmup)
-    parser.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    parser.add_argument("--grad-clip", type=float, default=d.grad_clip,
-                        help="max gradient norm; 0 turns clipping off")
-    parser.add_argument("--eval-interval", type=int, default=d.eval_interval)
-    parser.add_argument("--eval-batches", type=int, default=d.eval_batches)
-    parser.add_argument("--checkpoint-interval", type=int, default=d.checkpoint_interval,
-                        help="also save every N steps (default: only at the end)")
-    parser.add_argument("--seed", type=int, default=d.seed)
+    for name, kind in _TRAIN_FLAGS.items():
+        default = _FLAG_HELP.get(name, "")
+        if name != "min_lr":
+            default = f"default {d[name]}" + (f"; {default}" if default else "")
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None,
+                            help=default + ("" if name == "seed" else
+                                            " (on --resume: the checkpoint's)"))
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--tokenizer", choices=("char", "bpe"), default="char")
     parser.add_argument("--bpe-vocab-size", type=int, default=512,
@@ -386,8 +391,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="GPTConfig fields, e.g. n_layer=2 pos_encoding=rope "
                              f"(defaults: {defaults})")
     parser.add_argument("--resume", action="store_true",
-                        help="continue the checkpoint in --out (up to --steps in total)")
+                        help="continue the checkpoint in --out (to --steps steps in total)")
+    parser.add_argument("--until", type=int, default=None, metavar="STEP",
+                        help="stop and save at this step, the schedule still planned for "
+                             "--steps; continue later with --resume")
     parser.add_argument("--no-progress", action="store_true", help="no progress output")
+
+
+def _train_config(args: argparse.Namespace, base: dict) -> TrainConfig:
+    values = dict(base)
+    for name in _TRAIN_FLAGS:
+        v = getattr(args, name, None)
+        if v is not None:
+            values[name] = v
+    if values.get("grad_clip") == 0:
+        values["grad_clip"] = None
+    return TrainConfig(**values)
 
 
 def _make_tokenizer(kind: str, text: str, vocab_size: int) -> Any:
@@ -411,12 +430,6 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     name, text = load_corpus(args.corpus)
-    tconfig = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                          min_lr=args.min_lr, warmup=args.warmup,
-                          weight_decay=args.weight_decay,
-                          grad_clip=args.grad_clip if args.grad_clip else None,
-                          eval_interval=args.eval_interval, eval_batches=args.eval_batches,
-                          checkpoint_interval=args.checkpoint_interval, seed=args.seed)
     progress = not args.no_progress
     say = print if progress else (lambda *a, **k: None)
     if args.resume:
@@ -424,28 +437,39 @@ def _run(args: argparse.Namespace) -> int:
             raise CheckpointError(f"--resume: {out} holds no checkpoint")
         if args.config:
             raise ValueError("--resume: the model comes from the checkpoint; drop --config")
-        ckpt_tok = load_checkpoint(out).tokenizer
+        ckpt = load_checkpoint(out)
+        ckpt_tok = ckpt.tokenizer
+        if ckpt.state is None:
+            raise CheckpointError(f"{out}: has no trainer state to resume from")
+        if args.seed is not None and args.seed != ckpt.state["train_config"]["seed"]:
+            raise ValueError("--resume: --seed cannot change when resuming (the batch order "
+                             "continues from the checkpoint)")
+        tconfig = _train_config(args, ckpt.state["train_config"])
         if ckpt_tok is None:
             raise CheckpointError(f"{out}: the checkpoint has no tokenizer to encode the corpus")
         train, val = train_val_split(np.asarray(ckpt_tok.encode(text)), args.val_fraction)
-        trainer = Trainer.resume(out, train, val, config=tconfig, out_dir=out,
+        trainer = Trainer.resume(ckpt, train, val, config=tconfig, out_dir=out,
                                  progress=progress)
         say(f"resuming {out} at step {trainer.step} of {tconfig.steps}")
     else:
         if is_checkpoint(out):
             raise ValueError(f"{out} already holds a checkpoint: pass --resume to continue it, "
                              "or choose another --out")
+        tconfig = _train_config(args, asdict(TrainConfig()))
         overrides = {**_MODEL_DEFAULTS, **parse_config_overrides(args.config)}
         tokenizer = _make_tokenizer(args.tokenizer, text, args.bpe_vocab_size)
         config = GPTConfig(vocab_size=tokenizer.vocab_size, **overrides)
         ids = np.asarray(tokenizer.encode(text), dtype=np.int64)
         train, val = train_val_split(ids, args.val_fraction)
-        model = GPT(config, seed=args.seed)
+        model = GPT(config, seed=tconfig.seed)
         trainer = Trainer(model, train, val, tconfig, tokenizer=tokenizer, out_dir=out,
                           progress=progress)
         say(f"corpus {name}: {len(text):,} characters, {len(ids):,} tokens, vocab "
             f"{tokenizer.vocab_size}; model {model.num_parameters():,} parameters")
-    trainer.fit()
+    if args.until is not None and not trainer.step < args.until <= tconfig.steps:
+        raise ValueError(f"--until {args.until}: must be after the current step "
+                         f"{trainer.step} and at most --steps {tconfig.steps}")
+    trainer.fit(None if args.until is None else args.until - trainer.step)
     last = trainer.evals[-1][1] if trainer.evals else float("nan")
     say(f"saved {out} at step {trainer.step}: val loss {last:.4f}")
     return 1 if trainer.diverged else 0
