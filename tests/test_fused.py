@@ -3,6 +3,10 @@ the model with fused and composite attention, and the no-graph decoding path aga
 engine's forward."""
 from __future__ import annotations
 
+import os
+import platform
+import sys
+
 import numpy as np
 import pytest
 
@@ -152,3 +156,10 @@ def test_generate_gives_the_same_tokens_with_and_without_the_decode_path(monkeyp
     monkeypatch.setattr(decode, "ENABLED", False)
     slow = m.generate(prompt, 20, top_k=1, use_cache=use_cache)
     np.testing.assert_array_equal(fast, slow)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+                    reason="mallopt is glibc's")
+def test_engine_import_raised_the_glibc_malloc_thresholds():
+    from tinygrad_gpt.engine import malloc
+    assert malloc.TUNED is (os.environ.get("TINYGRAD_GPT_MALLOPT") != "0")

@@ -1,5 +1,6 @@
 """The autograd engine: `Tensor`, the primitive table `OPS`, the backward driver, grad mode,
 name scopes, anomaly mode, gradient recording and `gradcheck`."""
+from . import malloc  # noqa: F401  (glibc malloc thresholds, see malloc.py)
 from .backward import grad_stats, topological_order, unbroadcast
 from .gradcheck import gradcheck
 from .ops import OPS, register
