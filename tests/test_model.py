@@ -49,10 +49,24 @@ def ids(b: int, t: int, seed: int = 0) -> np.ndarray:
     (dict(ffn_hidden=0), "GPTConfig: ffn_hidden must be a positive integer or None, got 0"),
     (dict(n_embd=12, n_head=4, pos_encoding="rope"), "GPTConfig: rope needs an even head "
                                                      "size, got 3"),
+    (dict(residual="False"), "GPTConfig: residual must be True or False, got 'False'"),
+    (dict(tie_weights=0), "GPTConfig: tie_weights must be True or False, got 0"),
+    (dict(ffn_hidden=True), "GPTConfig: ffn_hidden must be a positive integer or None, got "
+                            "True"),
+    (dict(layer_norm_eps=0.0), "GPTConfig: layer_norm_eps must be > 0, got 0.0"),
+    (dict(dropout="0.1"), "GPTConfig: dropout must be in [0, 1), got 0.1"),
+    (dict(ln_axis=False), "GPTConfig: ln_axis must be -1 (features) or 0 (batch), got False"),
 ])
 def test_config_validation_messages(kw, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         cfg(**kw)
+
+
+def test_config_stores_numpy_bools_as_plain_bools():
+    c = cfg(residual=np.bool_(False), mask_padding=np.True_)
+    assert c.residual is False and c.mask_padding is True
+    with pytest.raises(ValueError, match="mask_padding must be True or False"):
+        cfg(mask_padding=np.array([True]))
 
 
 def test_config_dict_round_trip_and_unknown_fields():
@@ -408,3 +422,17 @@ def test_mistake_11_cache_without_update_changes_cached_generation():
     fixed = decisive(GPT(cfg()))
     np.testing.assert_array_equal(fixed.generate(x, 10, temperature=1.0, seed=0),
                                   fixed.generate(x, 10, temperature=1.0, seed=0, use_cache=False))
+
+
+@pytest.mark.parametrize("switch", [dict(norm_placement="post"), dict(norm_placement="mixed"),
+                                    dict(residual=False), dict(ffn_hidden=16),
+                                    dict(tie_weights=False), dict(ln_axis=0),
+                                    dict(final_norm=False), dict(mask_padding=False),
+                                    dict(bias=False), dict(pos_encoding="rope", n_layer=3)])
+def test_generation_with_every_switch_equals_greedy_recomputation(switch):
+    # every fast path (KV cache, numpy-only decoding) must agree with the plain forward
+    model = decisive(GPT(cfg(**switch)), std=0.15)
+    x = ids(2, 4, seed=21)
+    by_hand = _greedy_by_hand(model, x, 14)
+    np.testing.assert_array_equal(model.generate(x, 14, top_k=1, use_cache=True), by_hand)
+    np.testing.assert_array_equal(model.generate(x, 14, top_k=1, use_cache=False), by_hand)

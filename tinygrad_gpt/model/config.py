@@ -4,7 +4,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+import numpy as np
+
 NORM_PLACEMENTS = ("pre", "post", "mixed")
+BOOL_FIELDS = ("bias", "residual", "tie_weights", "final_norm", "mask_padding", "kv_cache_update")
 POS_ENCODINGS = ("learned", "sinusoidal", "rope", "none")
 
 
@@ -34,13 +37,23 @@ class GPTConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"GPTConfig: {name} must be a positive integer, got {value!r}")
+        for name in BOOL_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, np.bool_):       # numpy's bool: store a plain one (JSON)
+                value = bool(value)
+                setattr(self, name, value)
+            if not isinstance(value, bool):       # "False" or 0 would pass a truth test
+                raise ValueError(f"GPTConfig: {name} must be True or False, got {value!r}")
         if self.n_embd % self.n_head:
             raise ValueError(f"GPTConfig: n_embd {self.n_embd} is not divisible by n_head "
                              f"{self.n_head}")
         if self.pos_encoding == "rope" and (self.n_embd // self.n_head) % 2:
             raise ValueError(f"GPTConfig: rope needs an even head size, got "
                              f"{self.n_embd // self.n_head}")
-        if not 0.0 <= self.dropout < 1.0:
+        if not isinstance(self.layer_norm_eps, (int, float)) or not self.layer_norm_eps > 0:
+            raise ValueError(f"GPTConfig: layer_norm_eps must be > 0, got "
+                             f"{self.layer_norm_eps!r}")
+        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"GPTConfig: dropout must be in [0, 1), got {self.dropout}")
         if self.norm_placement not in NORM_PLACEMENTS:
             raise ValueError(f"GPTConfig: norm_placement must be one of {NORM_PLACEMENTS}, got "
@@ -48,10 +61,11 @@ class GPTConfig:
         if self.pos_encoding not in POS_ENCODINGS:
             raise ValueError(f"GPTConfig: pos_encoding must be one of {POS_ENCODINGS}, got "
                              f"{self.pos_encoding!r}")
-        if self.ln_axis not in (-1, 0):
+        if isinstance(self.ln_axis, bool) or self.ln_axis not in (-1, 0):
             raise ValueError(f"GPTConfig: ln_axis must be -1 (features) or 0 (batch), got "
                              f"{self.ln_axis!r}")
         if self.ffn_hidden is not None and (not isinstance(self.ffn_hidden, int)
+                                            or isinstance(self.ffn_hidden, bool)
                                             or self.ffn_hidden <= 0):
             raise ValueError(f"GPTConfig: ffn_hidden must be a positive integer or None, got "
                              f"{self.ffn_hidden!r}")
