@@ -31,10 +31,15 @@ logits and the loss at initialization, then train both identically and measure a
 SIDES = {"wrong": False, "fixed": True}
 
 NOTES = """\
-Measured while choosing the settings: at lr 1e-2 (quick model, seed 0) the order of the
-validation losses flipped (2.72 without ln_f, 3.14 with it): with ln_f nothing holds the stream
-back, it grew to an RMS of 25, and each block's update became small beside it. The final norm
-makes the head's input scale-free; it does not make every learning rate safe."""
+What the loss says at this size is mixed, so the verdict does not rest on it. Validation loss
+without minus with ln_f: quick (4 blocks of 32, lr 3e-3, 100 steps) +0.45, +0.16, +0.15 on
+seeds 0-2; full (6 blocks of 48, 250 steps) +0.06, -0.11, -0.09. At lr 1e-2 (quick,
+seed 0) ln_f was behind by 0.42: with it nothing holds the stream back, its RMS grew to 25, and
+each block's update became small beside it. What is robust is the mechanism measured above:
+without ln_f the head reads a stream whose scale is set by initialization and then drifts
+(75-100x over training on every seed and size we ran); with ln_f it reads unit scale. In
+large pre-norm models the stream is known to grow by orders of magnitude across the layers;
+without ln_f all of that growth would reach the logits."""
 
 
 def _settings(quick: bool) -> dict:
@@ -100,10 +105,9 @@ def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = N
         losses[label] = log.loss
     w, f = metrics["wrong"], metrics["fixed"]
     # the symptom: what the head reads has no scale of its own; with ln_f it stays ~1
-    # and, at this learning rate, a loss that ends higher (measured 0.15-0.45 on seeds 0-2)
+    # (the validation loss is reported, not judged: see NOTES)
     reproduced = bool(w["head_input_growth"] > 10 and 0.3 < f["head_input_growth"] < 3
-                      and w["logit_std_init"] < 0.1 * f["logit_std_init"]
-                      and w["val_loss"] > f["val_loss"] + 0.05)
+                      and w["logit_std_init"] < 0.1 * f["logit_std_init"])
     pictures, captions = [], {}
 
     def draw(fig) -> None:

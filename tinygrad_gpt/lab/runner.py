@@ -164,6 +164,14 @@ def summary_table(mistakes: list[Mistake], results: list[Result]) -> str:
     return "\n".join(out)
 
 
+def sentence(text: str) -> str:
+    """Capitalized, with a full stop."""
+    text = text.strip()
+    if not text:
+        return text
+    return text[0].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")
+
+
 def _picture_path(out: Path, pic: str) -> Path:
     p = Path(pic)
     return p if p.is_absolute() or p.exists() else out / p
@@ -203,7 +211,8 @@ def write_report(out: Path, mistakes: list[Mistake], results: list[Result], meta
             if path.exists():
                 sec.figure(path, captions.get(pic, captions.get(Path(pic).name, "")))
         sec.metrics(_metric_rows(r), caption=f"symptom metric: {r.symptom}")
-        sec.text(f"Verdict: {'reproduced' if r.reproduced else 'NOT reproduced'}. {r.verdict}")
+        sec.text(f"Verdict: {'reproduced' if r.reproduced else 'NOT reproduced'}. "
+                 f"{sentence(r.verdict)}")
         if r.notes:
             sec.text(r.notes)
     return report.write(out)
