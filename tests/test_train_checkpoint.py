@@ -337,3 +337,13 @@ def test_optimizer_state_that_does_not_fit_names_the_file(corpus, tmp_path):
     with pytest.raises(CheckpointError, match=re.escape(
             f"{bare}: has no trainer and optimizer state to resume from")):
         Trainer.resume(bare, train)
+
+
+def test_without_safetensors_the_error_says_what_to_install(corpus, tmp_path, monkeypatch):
+    tok, _, _ = corpus
+    monkeypatch.setitem(sys.modules, "safetensors", None)
+    monkeypatch.setitem(sys.modules, "safetensors.numpy", None)
+    with pytest.raises(ImportError, match=re.escape(
+            "checkpoints store tensors with safetensors: pip install safetensors")):
+        save_checkpoint(tmp_path / "c", GPT(tiny(tok.vocab_size)))
+    assert list(tmp_path.iterdir()) == []

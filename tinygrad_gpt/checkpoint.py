@@ -88,13 +88,21 @@ def _unflatten(tree: Any, arrays: dict[str, np.ndarray], file: Path) -> Any:
     return tree
 
 
+def _safetensors():
+    try:
+        import safetensors.numpy
+    except ImportError:
+        raise ImportError("checkpoints store tensors with safetensors: pip install safetensors "
+                          "(or tinygrad_gpt[io])") from None
+    return safetensors.numpy
+
+
 def _safetensors_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    from safetensors.numpy import save
-    return save({k: np.ascontiguousarray(v) for k, v in arrays.items()})
+    return _safetensors().save({k: np.ascontiguousarray(v) for k, v in arrays.items()})
 
 
 def _read_safetensors(file: Path, data: bytes) -> dict[str, np.ndarray]:
-    from safetensors.numpy import load
+    load = _safetensors().load
     try:
         return load(data)
     except Exception as e:  # the Rust error type is not importable by a stable name
