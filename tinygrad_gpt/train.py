@@ -207,7 +207,9 @@ class Trainer:
         params = self.optimizer.params
         metrics = {"step": step, "loss": value, "lr": lr, "grad_norm": grad_norm(params)}
         self._emit("on_step", step, metrics)
-        if not (math.isfinite(value) and math.isfinite(metrics["grad_norm"])):
+        # a callback may have edited the gradients: measure again before trusting them
+        norm = grad_norm(params) if self.callbacks else metrics["grad_norm"]
+        if not (math.isfinite(value) and math.isfinite(norm)):
             # keep the parameters as they were: the non-finite step is recorded, not applied
             self.diverged = self.should_stop = True
         else:
