@@ -145,9 +145,10 @@ def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = N
                f"for a validation loss of {w['val_loss']:.3f} against {f['val_loss']:.3f} tied "
                f"after {steps} steps; in one batch the tied "
                f"embedding gets gradient {ends['grad_input_end']:.3g} from the input end and "
-               f"{ends['grad_output_end']:.3g} from the output end (their sum matches to "
-               f"{ends['tied_minus_sum']:.1g}), reaching {f['wte_rows_with_grad']:.0%} of rows "
-               f"against {w['wte_rows_with_grad']:.0%} untied")
+               f"{ends['grad_output_end']:.3g} from the output end (the tied gradient is their "
+               f"sum to within {ends['tied_minus_sum']:.1g}), reaching "
+               f"{f['wte_rows_with_grad']:.0%} of its rows against "
+               f"{w['wte_rows_with_grad']:.0%} for the untied lookup")
     return Result("tying", metrics, reproduced, "params", verdict, pictures,
                   {"loss": losses, "row_grad_input_end": row_in.tolist(),
                    "row_grad_output_end": row_out.tolist()}, captions=captions)
