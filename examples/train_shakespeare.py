@@ -15,12 +15,13 @@ import numpy as np
 
 from tinygrad_gpt import GPT, GPTConfig
 from tinygrad_gpt.data import find_shakespeare, load_corpus, train_val_split
+from tinygrad_gpt.lab.common import blas_threads
 from tinygrad_gpt.sample import sample_text
 from tinygrad_gpt.tokenizers import CharTokenizer
 from tinygrad_gpt.train import Trainer, TrainConfig
 
 QUICK = dict(model=dict(block_size=64, n_layer=4, n_head=4, n_embd=64),
-             train=dict(steps=600, batch_size=16, lr=5e-3, warmup=30, eval_interval=150),
+             train=dict(steps=1000, batch_size=16, lr=5e-3, warmup=30, eval_interval=200),
              minutes=1.5)
 LONG = dict(model=dict(block_size=128, n_layer=4, n_head=4, n_embd=128),
             train=dict(steps=2000, batch_size=16, lr=2e-3, warmup=100, eval_interval=250),
@@ -38,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompt", default="ROMEO:", help="text to continue at the end")
     parser.add_argument("--sample-tokens", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="BLAS threads (the matrices are small: one is usually fastest)")
     args = parser.parse_args(argv)
 
     preset = LONG if args.long else QUICK
@@ -63,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{name}: {len(text):,} characters, vocab {tok.vocab_size}; "
           f"{model.num_parameters():,} parameters; loss at init should be near "
           f"ln({tok.vocab_size}) = {math.log(tok.vocab_size):.2f}")
-    trainer.fit()
+    with blas_threads(args.threads):
+        trainer.fit()
     elapsed = time.perf_counter() - start
     val_loss = trainer.evals[-1][1]
     print(f"\n{trainer.step} steps in {elapsed:.0f} s: validation loss {val_loss:.3f} "
@@ -73,8 +77,9 @@ def main(argv: list[str] | None = None) -> int:
               "--prompt 'ROMEO:'")
     prompt = args.prompt if set(args.prompt) <= set(tok.chars) else None  # other corpora
     print("\n--- sample ---")
-    print(sample_text(model, tok, prompt, max_new_tokens=args.sample_tokens, temperature=0.8,
-                      seed=0)[0])
+    with blas_threads(args.threads):
+        print(sample_text(model, tok, prompt, max_new_tokens=args.sample_tokens,
+                          temperature=0.8, seed=0)[0])
     return 0
 
 
