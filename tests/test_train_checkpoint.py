@@ -13,7 +13,7 @@ from tinygrad_gpt import GPT, GPTConfig, optim
 from tinygrad_gpt.checkpoint import (CheckpointError, load_checkpoint, load_optimizer_state,
                                      save_checkpoint)
 from tinygrad_gpt.tokenizers import CharTokenizer
-from tinygrad_gpt.train import Callback, Trainer, TrainConfig, grad_norm
+from tinygrad_gpt.train import Callback, GradNormRecorder, Trainer, TrainConfig, grad_norm
 
 TEXT = "the quick brown fox jumps over the lazy dog. " * 40
 
@@ -92,6 +92,25 @@ def test_on_step_sees_raw_gradients_before_clipping_and_before_the_update(corpus
         assert reported == pytest.approx(measured) and reported > 1e-2   # not yet clipped
     np.testing.assert_array_equal(seen[0][3], before)                   # not yet updated
     assert not np.array_equal(seen[1][3], before)
+
+
+def test_grad_norm_recorder_groups_raw_gradients_by_block(corpus):
+    tok, train, _ = corpus
+    model = GPT(tiny(tok.vocab_size, n_layer=3, tie_weights=False))
+    recorder = GradNormRecorder(every=2)
+    manual = []
+
+    def by_hand(trainer, step, metrics):
+        h1 = [p.grad for n, p in trainer.model.named_parameters() if n.startswith(
+            "transformer.h.1.")]
+        manual.append(math.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g in h1)))
+
+    Trainer(model, train, None, tcfg(steps=5, grad_clip=1e-6), progress=False,
+            callbacks=[recorder, by_hand]).fit()
+    assert recorder.steps == [0, 2, 4]
+    assert sorted(recorder.norms) == ["h.0", "h.1", "h.2", "lm_head", "ln_f", "wpe", "wte"]
+    np.testing.assert_allclose(recorder.norms["h.1"], manual[::2], rtol=1e-5)
+    assert min(recorder.norms["h.1"]) > 1e-4            # raw gradients, not clipped to 1e-6
 
 
 def test_clipping_caps_the_update(corpus):

@@ -81,6 +81,35 @@ class _StepFunction(Callback):
         self.fn(trainer, step, metrics)
 
 
+def _group_of(name: str) -> str:
+    """'transformer.h.3.attn.c_attn.weight' -> 'h.3'; 'transformer.wte.weight' -> 'wte'."""
+    parts = name.removeprefix("transformer.").split(".")
+    return ".".join(parts[:2]) if parts[0] == "h" else parts[0]
+
+
+class GradNormRecorder(Callback):
+    """Records, every `every` steps, the L2 norm of the raw (unclipped) gradients of each part
+    of the model: wte, wpe, h.0 ... h.N-1, ln_f, lm_head (when untied). `norms[part]` is a list
+    aligned with `steps`: the data for a gradient-flow plot."""
+
+    def __init__(self, every: int = 1):
+        self.every = max(int(every), 1)
+        self.steps: list[int] = []
+        self.norms: dict[str, list[float]] = {}
+
+    def on_step(self, trainer: "Trainer", step: int, metrics: dict) -> None:
+        if step % self.every:
+            return
+        sq: dict[str, float] = {}
+        for name, p in trainer.model.named_parameters():
+            if p.grad is not None:
+                group = _group_of(name)
+                sq[group] = sq.get(group, 0.0) + float(np.vdot(p.grad, p.grad))
+        self.steps.append(step)
+        for group, v in sq.items():
+            self.norms.setdefault(group, []).append(math.sqrt(v))
+
+
 def grad_norm(params: Iterable) -> float:
     """Global L2 norm of the gradients present (inf or nan when one of them is)."""
     total = 0.0
@@ -477,5 +506,5 @@ def _run(args: argparse.Namespace) -> int:
     return 1 if trainer.diverged else 0
 
 
-__all__ = ["Trainer", "TrainConfig", "Callback", "grad_norm", "parse_config_overrides",
-           "add_arguments", "run"]
+__all__ = ["Trainer", "TrainConfig", "Callback", "GradNormRecorder", "grad_norm",
+           "parse_config_overrides", "add_arguments", "run"]
