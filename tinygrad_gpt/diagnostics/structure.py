@@ -17,6 +17,7 @@ _LAYER = re.compile(r"(?:^|\.)(\d+)(?:\.|$)")
 _SHAPE_OPS = ("reshape", "permute", "expand", "astype")
 _ELEMENTWISE = ("add", "sub", "mul", "div", "pow", "neg", "exp", "tanh", "sigmoid", "relu",
                 "gelu", "abs", "maximum", "sqrt", "log")
+_MATMUL = ("matmul", "linear")  # linear: the fused x @ W + b of nn.Linear
 _NONLINEAR = ("gelu", "relu", "tanh", "sigmoid", "maximum", "exp")
 
 
@@ -166,7 +167,7 @@ def _find_embedding(an: Anatomy, ids_shape: tuple, vocab: int) -> None:
 def _find_head(an: Anatomy, logits: Tensor) -> None:
     node = logits
     for _ in range(16):
-        if node.op == "matmul":
+        if node.op in _MATMUL:
             break
         if node.op in _SHAPE_OPS + ("getitem",) and node.parents:
             node = node.parents[0]
@@ -175,9 +176,9 @@ def _find_head(an: Anatomy, logits: Tensor) -> None:
             node = a if is_const(b) else b if is_const(a) else a
         else:
             return
-    if node.op != "matmul":
+    if node.op not in _MATMUL:
         return
-    a, b = node.parents
+    a, b = node.parents[:2]
     wb, wa = base_param(b, an.params), base_param(a, an.params)
     if wb is not None:
         an.head, an.head_weight, an.head_input = node, wb, a
@@ -213,7 +214,7 @@ def _reach(an: Anatomy, src: Tensor, dst: Tensor) -> list[Tensor]:
 def _matmul_params(an: Anatomy, nodes: list[Tensor]) -> list[str]:
     names = []
     for n in nodes:
-        if n.op == "matmul":
+        if n.op in _MATMUL:
             for p in n.parents:
                 w = base_param(p, an.params)
                 if w is not None:
@@ -230,7 +231,7 @@ def _find_skips(an: Anatomy) -> None:
             continue
         for x, fx in ((a, b), (b, a)):
             path = _reach(an, x, fx)
-            if path and any(p.op == "matmul" for p in path):
+            if path and any(p.op in _MATMUL for p in path):
                 layers = [layer_of(name) for name in _matmul_params(an, path)]
                 layers = [i for i in layers if i is not None]
                 layer = Counter(layers).most_common(1)[0][0] if layers else layer_of(n.scope)
@@ -240,7 +241,7 @@ def _find_skips(an: Anatomy) -> None:
 
 def _find_ffns(an: Anatomy) -> None:
     for n in an.nodes:
-        if n.op != "matmul":
+        if n.op not in _MATMUL:
             continue
         w1 = base_param(n.parents[1], an.params)
         if w1 is None or n.ndim < 2:
@@ -254,7 +255,7 @@ def _find_ffns(an: Anatomy) -> None:
                 if id(c) in seen:
                     continue
                 seen.add(id(c))
-                if c.op == "matmul" and c.parents[0] is cur and nonlinear:
+                if c.op in _MATMUL and c.parents[0] is cur and nonlinear:
                     w2 = base_param(c.parents[1], an.params)
                     if w2 is not None and c.parents[1].shape[0] == hidden:
                         found = c
