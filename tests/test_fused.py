@@ -163,3 +163,32 @@ def test_generate_gives_the_same_tokens_with_and_without_the_decode_path(monkeyp
 def test_engine_import_raised_the_glibc_malloc_thresholds():
     from tinygrad_gpt.engine import malloc
     assert malloc.TUNED is (os.environ.get("TINYGRAD_GPT_MALLOPT") != "0")
+
+
+@pytest.mark.parametrize("shape", [(4,), (3, 4), (2, 3, 4)])
+def test_fused_linear_matches_matmul_plus_bias(rng, monkeypatch, shape):
+    from tinygrad_gpt import nn
+    x = rng.standard_normal(shape)
+    lin = nn.Linear(4, 5, rng=rng, dtype=np.float64)
+    lin.bias.data[...] = rng.standard_normal(5)
+    g = rng.standard_normal(shape[:-1] + (5,))
+    res = []
+    for fused in (True, False):
+        monkeypatch.setattr(nn.layers, "FUSED", fused)
+        xt = Tensor(x.copy(), requires_grad=True)
+        lin.zero_grad()
+        y = lin(xt)
+        assert (y.op == "linear") is fused
+        y.backward(g)
+        res.append([y.data, xt.grad, lin.weight.grad, lin.bias.grad])
+    for a, b in zip(*res):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+
+
+def test_fused_linear_gradcheck_and_skips_the_unneeded_input_gradient(rng):
+    x, w, b = (Tensor(rng.standard_normal(s), requires_grad=True) for s in [(2, 3, 4), (4, 5),
+                                                                           (5,)])
+    assert gradcheck(lambda x, w, b: apply("linear", x, w, b), x, w, b)
+    data = Tensor(rng.standard_normal((3, 4)))                 # no grad: dx is never computed
+    apply("linear", data, w, b).sum().backward()
+    assert data.grad is None and w.grad is not None

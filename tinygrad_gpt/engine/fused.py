@@ -10,10 +10,30 @@ import numpy as np
 from .ops import register
 
 
+@register("linear")
+def linear(x, weight, bias):
+    """out = x @ W + b over the last axis of x, with W (in, out): one GEMM over all leading axes
+    and the bias added in place (no matmul output kept alive for a separate add);
+    dx = g W^T, dW = x^T g and db = sum of g, leading axes flattened"""
+    lead = x.shape[:-1]
+    x2 = x.reshape(-1, x.shape[-1])
+    out = x2 @ weight
+    out += bias
+
+    def backward(g):
+        g2 = g.reshape(-1, g.shape[-1])
+        # lazy: a gradient nobody needs (the data of a first layer) is never computed
+        return (lambda: (g2 @ weight.T).reshape(lead + (weight.shape[0],)),
+                lambda: x2.T @ g2,
+                lambda: g2.sum(axis=0))
+    return out.reshape(lead + (weight.shape[1],)), backward
+
+
 def layer_norm_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray,
                        eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The forward kernel, shared with the no-graph decoding path: (out, xhat, rstd)."""
-    xc = x - x.mean(axis=-1, keepdims=True)
+    """The forward kernel, shared with the no-graph decoding path: (out, mean, rstd)."""
+    mu = x.mean(axis=-1, keepdims=True)
+    xc = x - mu
     var = np.einsum("...i,...i->...", xc, xc)[..., None]
     var /= x.shape[-1]
     var += x.dtype.type(eps)
@@ -22,17 +42,20 @@ def layer_norm_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray,
     xc *= rstd                                      # xc is now xhat
     out = xc * weight
     out += bias
-    return out, xc, rstd
+    return out, mu, rstd
 
 
 @register("layer_norm")
 def layer_norm(x, weight, bias, *, eps: float = 1e-5):
     """Over the last axis: xhat = (x - mean) / sqrt(var + eps), out = xhat * weight + bias;
     dx = rstd (gxhat - mean(gxhat) - xhat mean(gxhat xhat)), gxhat = g * weight"""
-    out, xhat, rstd = layer_norm_forward(x, weight, bias, eps)
+    out, mu, rstd = layer_norm_forward(x, weight, bias, eps)
 
     def backward(g):
+        # xhat is rebuilt from x (alive as the input anyway): one array less kept per LayerNorm
         c = g.shape[-1]
+        xhat = x - mu
+        xhat *= rstd
         g2, xh2 = g.reshape(-1, c), xhat.reshape(-1, c)
         gw = np.einsum("ij,ij->j", g2, xh2)
         gb = g2.sum(axis=0)
@@ -71,10 +94,12 @@ def attention(qkv, allowed, *, n_head: int):
     b, t, c3 = qkv.shape
     c = c3 // 3
     hs = c // n_head
-    # one copy into head-major layout, so every GEMM below runs on contiguous blocks
-    x = np.ascontiguousarray(qkv.reshape(b, t, 3, n_head, hs).transpose(2, 0, 3, 1, 4))
-    q, k, v = x[0], x[1], x[2]                      # (B, nh, T, hs) each
-    y, p = attention_forward(q, k, v, ~allowed)
+    heads = qkv.reshape(b, t, 3, n_head, hs).transpose(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
+    # the forward GEMMs run on a contiguous head-major copy; backward uses views of qkv (alive
+    # as the input anyway), so the copy is not kept
+    x = np.ascontiguousarray(heads)
+    y, p = attention_forward(x[0], x[1], x[2], ~allowed)
+    del x
     any_key = allowed.any(axis=-1, keepdims=True)   # (B|1, 1, T, 1)
     if not any_key.all():                           # a fully padded query attends to nothing
         p *= any_key
@@ -84,7 +109,8 @@ def attention(qkv, allowed, *, n_head: int):
     def backward(g):
         scale = g.dtype.type(1.0 / math.sqrt(hs))
         gy = g.reshape(b, t, n_head, hs).transpose(0, 2, 1, 3)          # (B, nh, T, hs)
-        gx = np.empty_like(x)
+        q, k, v = heads[0], heads[1], heads[2]                          # (B, nh, T, hs)
+        gx = np.empty((3, b, n_head, t, hs), dtype=g.dtype)
         np.matmul(np.swapaxes(p, -1, -2), gy, out=gx[2])
         ds = gy @ np.swapaxes(v, -1, -2)                                 # (B, nh, T, T)
         ds -= np.einsum("...ij,...ij->...i", ds, p)[..., None]
