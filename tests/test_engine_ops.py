@@ -106,6 +106,8 @@ GRAD_CASES: dict[str, list] = {
     "cross_entropy": [(lambda x: F.cross_entropy(x, TARGETS), [rand(5, 6)]),
                       (lambda x: F.cross_entropy(x, TARGETS3), [rand(2, 3, 5)])],
     "attention": [(lambda qkv: apply("attention", qkv, CAUSAL3, n_head=2), [rand(2, 3, 12)])],
+    "linear": [(lambda x, w, b: apply("linear", x, w, b), [rand(2, 3, 4), rand(4, 5), rand(5)]),
+               (lambda x, w, b: apply("linear", x, w, b), [rand(4), rand(4, 2), rand(2)])],
 }
 
 # ops that cut the gradient path on purpose: a function of one float64 tensor

@@ -363,6 +363,13 @@ def test_cross_entropy(b, t, v, three_d, fused):
                                      ignore_index=-100), arrays=[logits], atol=1e-5)
 
 
+@covers("linear")
+@pytest.mark.parametrize("shape", [(5,), (3, 5), (2, 3, 5)])
+def test_fused_linear(shape):
+    check([shape, (5, 4), (4,)], lambda x, w, b: apply("linear", x, w, b),
+          lambda x, w, b: x @ w + b)
+
+
 @covers("attention")
 @pytest.mark.parametrize("padded", [False, True])
 def test_fused_attention(padded):
