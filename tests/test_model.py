@@ -304,11 +304,14 @@ def test_top_k_and_top_p_only_sample_allowed_tokens():
 # ---------------------------------------------------------------------------- positions
 def test_sinusoidal_table_values():
     pe = sinusoidal_table(np.arange(50), 8, np.float64)
+    scale = pe[0, 1]                                  # cos(0) times the table's scale, if any
+    assert scale > 0
     p, i = 37, 2
-    assert pe[p, 2 * i] == pytest.approx(math.sin(p / 10000 ** (2 * i / 8)))
-    assert pe[p, 2 * i + 1] == pytest.approx(math.cos(p / 10000 ** (2 * i / 8)))
+    assert pe[p, 2 * i] / scale == pytest.approx(math.sin(p / 10000 ** (2 * i / 8)))
+    assert pe[p, 2 * i + 1] / scale == pytest.approx(math.cos(p / 10000 ** (2 * i / 8)))
     np.testing.assert_array_equal(pe[0, 0::2], 0.0)
-    np.testing.assert_array_equal(pe[0, 1::2], 1.0)
+    np.testing.assert_allclose(pe[0, 1::2], scale)
+    np.testing.assert_allclose(pe[:, 0::2] ** 2 + pe[:, 1::2] ** 2, scale ** 2)
 
 
 def test_rope_preserves_norms_and_scores_depend_on_offset_only(rng):
