@@ -13,7 +13,7 @@ import numpy as np
 
 from tinygrad_gpt import GPT, GPTConfig
 from tinygrad_gpt.lab import MISTAKES
-from tinygrad_gpt.lab.common import blas_threads
+from tinygrad_gpt import blas_threads
 
 
 def show(result) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from tinygrad_gpt.lab import MISTAKES
-from tinygrad_gpt.lab.common import blas_threads
+from tinygrad_gpt import blas_threads
 from tinygrad_gpt.tokenizers import BPETokenizer, CharTokenizer
 
 

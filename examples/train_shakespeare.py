@@ -15,7 +15,7 @@ import numpy as np
 
 from tinygrad_gpt import GPT, GPTConfig
 from tinygrad_gpt.data import find_shakespeare, load_corpus, train_val_split
-from tinygrad_gpt.lab.common import blas_threads
+from tinygrad_gpt import blas_threads
 from tinygrad_gpt.sample import sample_text
 from tinygrad_gpt.tokenizers import CharTokenizer
 from tinygrad_gpt.train import Trainer, TrainConfig
