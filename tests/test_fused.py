@@ -141,8 +141,14 @@ def test_decode_path_matches_the_engine_forward(rng, overrides):
         ref = m._run(ids, np.arange(7), allowed).data
         full = decode.forward(m, ids, np.arange(7), allowed).data
         np.testing.assert_allclose(full, ref, rtol=1e-10, atol=1e-12)
+        last = decode.forward(m, ids, np.arange(7), allowed, last_only=True).data
+        np.testing.assert_allclose(last, ref[:, -1:], rtol=1e-10, atol=1e-12)
         caches = [KVCache(7) for _ in range(2)]       # prefill 4, then one token at a time
         steps = [decode.forward(m, ids[:, :4], np.arange(4), allowed[..., :4, :4], caches).data]
+        np.testing.assert_allclose(             # a prefill that keeps only the last position
+            decode.forward(m, ids[:, :4], np.arange(4), allowed[..., :4, :4],
+                           [KVCache(7) for _ in range(2)], last_only=True).data,
+            steps[0][:, -1:], rtol=1e-10, atol=1e-12)
         for i in range(4, 7):
             steps.append(decode.forward(m, ids[:, i:i + 1], np.array([i]), None, caches).data)
     np.testing.assert_allclose(np.concatenate(steps, axis=1), ref, rtol=1e-10, atol=1e-12)

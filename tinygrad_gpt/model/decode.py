@@ -43,20 +43,26 @@ def _linear(x: np.ndarray, lin) -> np.ndarray:
     return y
 
 
-def _attention(x: np.ndarray, attn, blocked: np.ndarray | None, cache: KVCache | None):
+def _attention(x: np.ndarray, attn, blocked: np.ndarray | None, cache: KVCache | None,
+               last: bool):
     b, t, c = x.shape
     nh, hs = attn.n_head, attn.head_size
     qkv = _linear(x, attn.c_attn).reshape(b, t, 3, nh, hs).transpose(2, 0, 3, 1, 4)
     q, k, v = qkv[0], qkv[1], qkv[2]                       # (B, nh, T, hs)
     if cache is not None:
         k, v = cache.append(k, v)
+    if last and t > 1:                                     # keys from all, query from the last
+        q, t = q[:, :, -1:], 1
+        blocked = None if blocked is None else blocked[..., -1:, :]
     y = attention_forward(q, k, v, blocked)[0]
     return _linear(y.transpose(0, 2, 1, 3).reshape(b, t, c), attn.c_proj)
 
 
-def _block(x: np.ndarray, block, blocked, cache) -> np.ndarray:
+def _block(x: np.ndarray, block, blocked, cache, last: bool = False) -> np.ndarray:
+    """`last`: only the last position's output is wanted (the top block when only the next
+    token's logits are): every position still writes its keys and values."""
     def attn(h):
-        return _attention(h, block.attn, blocked, cache)
+        return _attention(h, block.attn, blocked, cache, last)
 
     def mlp(h):
         return _linear(_gelu(_linear(h, block.mlp.c_fc))[0], block.mlp.c_proj)
@@ -64,9 +70,13 @@ def _block(x: np.ndarray, block, blocked, cache) -> np.ndarray:
     for ln, f in ((block.ln_1, attn), (block.ln_2, mlp)):
         if block.placement == "pre":
             h = f(_ln(x, ln))
-            x = x + h if block.residual else h
         else:
             h = f(x)
+        if h.shape[1] != x.shape[1]:
+            x = x[:, -1:]
+        if block.placement == "pre":
+            x = x + h if block.residual else h
+        else:
             x = _ln(x + h if block.residual else h, ln)
     return x
 
@@ -84,8 +94,10 @@ def forward(model: "GPT", ids: np.ndarray, positions: np.ndarray, allowed: np.nd
     elif cfg.pos_encoding == "sinusoidal":
         x = x + sinusoidal_table(positions, cfg.n_embd, x.dtype)
     blocked = None if allowed is None else ~allowed
+    top = len(tr.h) - 1
     for i, block in enumerate(tr.h):
-        x = _block(x, block, blocked, caches[i] if caches is not None else None)
+        x = _block(x, block, blocked, caches[i] if caches is not None else None,
+                   last_only and i == top)
     if cfg.final_norm:
         x = _ln(x, tr.ln_f)
     if last_only:
