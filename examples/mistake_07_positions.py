@@ -1,7 +1,8 @@
-"""Mistake 7, position embedding length: learned positions stop at block_size with a clear error;
-sinusoidal and RoPE positions run at twice the trained length, and we measure the loss there.
+"""Mistake 7, position embedding length: a learned table indexed raw crashes with numpy's
+IndexError past block_size, clamped it runs silently on reused rows; our GPT stops there with a
+clear error; sinusoidal and RoPE positions run at twice the trained length (loss measured).
 
-    python examples/mistake_07_positions.py            # full experiment (~25 s)
+    python examples/mistake_07_positions.py            # full experiment (~10 s)
     python examples/mistake_07_positions.py --quick --out lab_out
 """
 from __future__ import annotations
@@ -10,9 +11,9 @@ import argparse
 
 import numpy as np
 
-from tinygrad_gpt import GPT, GPTConfig
+from tinygrad_gpt import GPT, GPTConfig, blas_threads
 from tinygrad_gpt.lab import MISTAKES
-from tinygrad_gpt.lab.common import blas_threads
+from tinygrad_gpt.lab.m07_positions import HandwrittenPositionsGPT
 
 
 def show(result) -> None:
@@ -35,10 +36,17 @@ def main() -> None:
 
     ids = np.zeros((1, 64), dtype=np.int64)                 # twice the block size
     small = dict(vocab_size=65, block_size=32, n_layer=2, n_head=2, n_embd=32)
+    for lookup in ("raw", "clip"):
+        try:
+            logits, _ = HandwrittenPositionsGPT(GPTConfig(**small), lookup=lookup)(ids)
+            print(f"learned, {lookup} lookup, 64 tokens: logits {logits.shape}, no error "
+                  f"(positions 31..63 all read row 31)")
+        except IndexError as e:
+            print(f"learned, {lookup} lookup, 64 tokens: {type(e).__name__}: {e}")
     try:
         GPT(GPTConfig(**small, pos_encoding="learned"))(ids)
     except ValueError as e:
-        print("learned positions, 64 tokens:", e)
+        print("learned, our GPT, 64 tokens:", e)
     for pe in ("sinusoidal", "rope"):
         logits, _ = GPT(GPTConfig(**small, pos_encoding=pe))(ids)
         print(f"{pe} positions, 64 tokens: logits {logits.shape}")

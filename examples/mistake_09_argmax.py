@@ -1,8 +1,8 @@
 """Mistake 9, gradient through argmax: a loss computed from argmax gives every parameter exactly
 zero gradient; teacher forcing (cross-entropy) trains, and REINFORCE with a baseline raises a
-reward on sampled tokens.
+reward on sampled tokens, measured against a placebo with coin-flip rewards.
 
-    python examples/mistake_09_argmax.py               # full experiment (~15 s)
+    python examples/mistake_09_argmax.py               # full experiment (~20 s)
     python examples/mistake_09_argmax.py --quick --out lab_out
 """
 from __future__ import annotations
@@ -11,10 +11,9 @@ import argparse
 
 import numpy as np
 
-from tinygrad_gpt import GPT, GPTConfig, Tensor
+from tinygrad_gpt import GPT, GPTConfig, Tensor, blas_threads
 from tinygrad_gpt import functional as F
 from tinygrad_gpt.lab import MISTAKES
-from tinygrad_gpt.lab.common import blas_threads
 
 
 def show(result) -> None:

@@ -1,7 +1,8 @@
 """diagnose(): each mistake switch is flagged by its probe and only its probe, the fixed GPT
-passes everything, the lab's wrong models are flagged, a hand-written transformer's planted
-mistakes are found, unsupported probes are skipped with reasons, and the model comes back
-bit for bit."""
+(the default config, learned positions that refuse clearly past block_size, or RoPE or
+sinusoidal positions) passes everything, the lab's wrong models are flagged, a hand-written
+transformer's planted mistakes are found, unsupported probes are skipped with reasons, and the
+model comes back bit for bit."""
 from __future__ import annotations
 
 import importlib.util
@@ -18,7 +19,7 @@ from tinygrad_gpt.diagnostics.cli import parse_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = dict(vocab_size=65, block_size=16, n_layer=4, n_head=2, n_embd=16)
-FIXED = dict(BASE, pos_encoding="rope")      # every fix on, positions that extrapolate
+FIXED = dict(BASE)      # every fix on: the defaults (learned positions with a clear limit)
 
 
 def gpt(**overrides) -> GPT:
@@ -34,13 +35,21 @@ def _load_example(name: str):
 
 # ---------------------------------------------------------------------------- the GPT's switches
 
-def test_fixed_gpt_passes_every_probe():
-    report = diagnose(gpt())
+@pytest.mark.parametrize("pos", ["learned", "rope", "sinusoidal"])
+def test_fixed_gpt_passes_every_probe(pos):
+    report = diagnose(gpt(pos_encoding=pos))
     assert [p.status for p in report] == ["pass"] * len(report.probes), report.table()
     assert report.ok and report.flagged == set()
     assert report["gradient_flow"].details["skips_per_layer"] == {0: 2, 1: 2, 2: 2, 3: 2}
     assert report["ffn_width"].value == 4.0
     assert abs(report["final_norm"].details["init_loss"] - np.log(65)) < 0.1
+    # learned positions stop at block_size with an error naming it; the others run past it
+    assert report["position_range"].details["runs"] is (pos != "learned")
+
+
+def test_default_config_passes_every_probe():
+    report = diagnose(GPT(GPTConfig(), seed=0))
+    assert report.ok and report.flagged == set() and not report.skipped, report.table()
 
 
 SWITCHES = [
@@ -51,7 +60,6 @@ SWITCHES = [
     (4, "tied_embeddings", dict(tie_weights=False)),
     (5, "batch_independence", dict(ln_axis=0)),
     (6, "final_norm", dict(final_norm=False)),
-    (7, "position_range", dict(pos_encoding="learned")),
     (8, "padding_invariance", dict(mask_padding=False)),
     (11, "kv_cache", dict(kv_cache_update=False)),
 ]
@@ -76,8 +84,49 @@ def test_mixed_norm_names_the_post_norm_layers():
 
 def test_learned_positions_refuse_clearly_and_the_numbers_are_reported():
     probe = diagnose(gpt(pos_encoding="learned"))["position_range"]
-    assert probe.details["clear_error"] and probe.details["error_type"] == "ValueError"
-    assert "17 tokens" in probe.measured
+    assert probe.passed and probe.details["clear_error"]
+    assert probe.details["error_type"] == "ValueError"
+    assert "at 17 tokens it refuses with a clear error" in probe.measured
+    assert "block_size 16" in probe.details["error"]
+
+
+@pytest.mark.parametrize("lookup", ["raw", "clip"])
+def test_handwritten_learned_lookup_is_flagged_for_7_only(lookup):
+    from tinygrad_gpt.lab.m07_positions import HandwrittenPositionsGPT
+    report = diagnose(HandwrittenPositionsGPT(GPTConfig(**BASE), lookup=lookup))
+    probe = report["position_range"]
+    assert probe.failed and report.flagged == {7}, report.table()
+    if lookup == "raw":            # numpy's out-of-bounds error from inside the forward pass
+        assert probe.details["error_type"] == "IndexError" and not probe.details["clear_error"]
+        assert "at 17 tokens it crashes with IndexError" in probe.measured
+    else:                          # runs, and the first 16 positions even agree: caught by the
+        assert probe.details["consistent"]        # table read at more positions than rows
+        assert probe.details["reused_tables"] == ["transformer.wpe.weight"]
+        assert "reused silently" in probe.measured
+
+
+class UnclearRefusal(nn.Module):
+    """Refuses long inputs, but with errors that do not say what the limit is."""
+
+    def __init__(self, kind: type, message: str):
+        self.inner, self.kind, self.message = gpt(pos_encoding="rope"), kind, message
+
+    def forward(self, idx):
+        if np.asarray(idx).shape[1] > 16:
+            raise self.kind(self.message)
+        return self.inner(idx)[0]
+
+
+@pytest.mark.parametrize("kind, message, clear", [
+    (ValueError, "sequence length 17 exceeds block_size 16", True),
+    (ValueError, "input too long: at most 16 positions", True),
+    (ValueError, "operands could not be broadcast together with shapes (17,16) (16,16)", False),
+    (ValueError, "bad input", False),
+    (RuntimeError, "sequence length 17 exceeds block_size 16", False),
+])
+def test_only_a_value_error_that_names_the_limit_counts_as_clear(kind, message, clear):
+    probe = diagnose(UnclearRefusal(kind, message), block_size=16)["position_range"]
+    assert probe.details["clear_error"] is clear and probe.passed is clear, probe.measured
 
 
 def test_untied_head_reports_the_parameters_it_costs():
@@ -99,9 +148,8 @@ def test_lab_wrong_model_is_flagged_and_fixed_model_is_not(number):
         pytest.skip(f"lab module for mistake {number} has no build() yet")
     build = MISTAKES[number].build
     wrong, fixed = diagnose(build("wrong", 0)), diagnose(build("fixed", 0))
-    # the lab's tiny models mostly use learned positions, which is mistake 7 in its own right
-    assert number in wrong.flagged and wrong.flagged - {7} == {number} - {7}, wrong.table()
-    assert not fixed.flagged - {7} and number not in fixed.flagged, fixed.table()
+    assert wrong.flagged == {number}, wrong.table()
+    assert fixed.flagged == set(), fixed.table()
 
 
 # ---------------------------------------------------------------------------- any model
@@ -255,6 +303,7 @@ def test_cli_config_overrides_flag_the_switch(capsys, tmp_path):
 
 
 def test_cli_passes_with_exit_0_and_rejects_bad_config(capsys):
+    assert main(["diagnose"]) == 0                       # the default config is the fixed GPT
     assert main(["diagnose", "--config", "pos_encoding=rope"]) == 0
     assert main(["diagnose", "--config", "n_head=3"]) == 2
     assert "n_embd 32 is not divisible by n_head 3" in capsys.readouterr().err

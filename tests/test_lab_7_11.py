@@ -9,10 +9,12 @@ import math
 import numpy as np
 import pytest
 
+from tinygrad_gpt import GPT
 from tinygrad_gpt.lab import MISTAKES
 from tinygrad_gpt.lab.common import blas_threads
+from tinygrad_gpt.lab.m07_positions import handwritten
 from tinygrad_gpt.lab.m08_padding_mask import naive_softmax_rows
-from tinygrad_gpt.lab.m09_argmax import directional_derivatives
+from tinygrad_gpt.lab.m09_argmax import constant_policy_reward, directional_derivatives, reward_gain
 from tinygrad_gpt.lab.m11_kv_cache import cached_step_logits
 
 _RESULTS: dict = {}
@@ -59,11 +61,15 @@ def test_quick_run_reproduces_and_writes_its_pictures(quick, n):
 # ---------------------------------------------------------------------------- 7 positions
 
 @pytest.mark.slow
-def test_positions_learned_refuses_and_rope_sinusoidal_run_at_twice_the_length(quick):
+def test_positions_raw_crashes_clamped_is_silent_ours_refuses_rope_sinusoidal_run(quick):
     m = quick(7).metrics
-    w = m["wrong"]
-    assert w["runs_at_2x"] is False
-    assert "block_size 32" in w["error"] and "64" in w["error"] and "rope" in w["error"]
+    w, c, k = m["wrong"], m["clamped"], m["checked"]
+    assert w["runs_at_2x"] is False and w["error_type"] == "IndexError"
+    assert "out of bounds" in w["error"] and not w["clear_error"]
+    assert c["runs_at_2x"] is True and c["distinct_position_vectors"] == 32
+    assert c["positions_sharing_last_row"] == 33              # positions 31..63 read row 31
+    assert k["runs_at_2x"] is False and k["error_type"] == "ValueError" and k["clear_error"]
+    assert "block_size 32" in k["error"] and "64" in k["error"] and "rope" in k["error"]
     for side in ("fixed", "sinusoidal"):
         s = m[side]
         assert s["runs_at_2x"] is True and s["asked_length"] == 2 * s["trained_length"]
@@ -71,14 +77,31 @@ def test_positions_learned_refuses_and_rope_sinusoidal_run_at_twice_the_length(q
         # trained, not random: well under ln(vocab) ~ 4.6 nats, also past the trained range
         assert s["loss_beyond"] < 4.0
     assert len(quick(7).series["rope (fixed)"]) == 64
+    assert len(quick(7).series["learned, clamped lookup"]) == 64
 
 
-def test_positions_builds_error_vs_run_at_twice_block_size():
+def test_positions_builds_raw_index_error_vs_run_at_twice_block_size():
     ids = np.zeros((1, 64), dtype=np.int64)                  # block_size is 32
-    with pytest.raises(ValueError, match="exceeds block_size 32 for learned positions"):
-        MISTAKES[7].build("wrong", 0)(ids)
+    wrong = MISTAKES[7].build("wrong", 0)
+    with pytest.raises(IndexError, match="out of bounds"):
+        wrong(ids)
     logits, _ = MISTAKES[7].build("fixed", 0)(ids)
     assert logits.shape[:2] == (1, 64) and np.isfinite(logits.data).all()
+    # inside the table the hand-written lookups are our GPT exactly
+    ours = GPT(wrong.config, seed=0)
+    ours.load_state_dict(wrong.state_dict())
+    clamped = handwritten(ours, "clip")
+    short = np.arange(32)[None] % 65
+    for net in (wrong, clamped):
+        assert np.array_equal(net(short)[0].data, ours(short)[0].data)
+    with pytest.raises(ValueError, match="exceeds block_size 32 for learned positions"):
+        ours(ids)
+    # clamped: runs past the table, the first 32 positions unchanged, the rest on row 31
+    long = clamped(ids)[0].data
+    assert long.shape[:2] == (1, 64)
+    assert np.allclose(long[:, :32], clamped(ids[:, :32])[0].data, atol=1e-6)
+    vecs = clamped.position_vectors(np.arange(64)).data
+    assert (vecs[31:] == vecs[31]).all()
 
 
 # ---------------------------------------------------------------------------- 8 padding mask
@@ -125,6 +148,11 @@ def test_argmax_cuts_gradients_teacher_forcing_and_reinforce_learn(quick):
     assert f["val_loss_after"] < f["val_loss_before"] - 0.5
     assert f["val_error_rate"] < f["val_error_rate_before"]
     assert r["expected_reward_after"] > r["expected_reward_before"] + 0.1
+    # measured exactly on 32 held-out windows: many standard errors, and far above what the
+    # same number of updates with coin-flip rewards does
+    assert r["eval_windows"] == 32
+    assert r["reward_gain"] > 3 * r["reward_gain_stderr"]
+    assert r["reward_gain"] > r["placebo_gain"] + 0.1
     assert r["reward_last"] > r["reward_first"]
     assert r["variance_reduction"] > 1.0
 
@@ -144,6 +172,15 @@ def test_argmax_gradient_is_exactly_zero_for_every_parameter():
     _, ce = fixed(ids)
     ce.backward()
     assert all(p.grad is not None and np.abs(p.grad).max() > 0 for p in fixed.parameters())
+
+
+def test_reward_gain_is_paired_over_windows_and_constant_policy_is_the_majority_kind():
+    before = np.array([[0.2, 0.2], [0.4, 0.4], [0.1, 0.3]])
+    gain, se = reward_gain(before, before + np.array([[0.3], [0.1], [0.2]]))
+    assert gain == pytest.approx(0.2) and se == pytest.approx(0.1 / np.sqrt(3))
+    assert reward_gain(before, before) == (0.0, 0.0)
+    classes = np.array([0, 0, 1, 2])                         # token -> kind
+    assert constant_policy_reward(np.array([[0, 1, 2, 3]]), classes) == 0.5
 
 
 # ---------------------------------------------------------------------------- 10 vocabulary

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 import string
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -214,8 +215,46 @@ def _find_length_limit(ctx: Context) -> int | None:
     return None
 
 
+_LIMIT_WORDS = ("block_size", "block size", "length", "context", "max_len", "too long",
+                "exceeds", "positions")
+
+
+def names_the_limit(err: BaseException, bs: int) -> bool:
+    """A clear refusal: a ValueError whose message gives the limit (block_size) or the length
+    asked for, in words about length. A raw IndexError from the table, or a broadcasting error
+    that happens to print the shapes, is not one."""
+    msg = str(err).lower()
+    numbers = {int(n) for n in re.findall(r"\d+", msg)}
+    return isinstance(err, ValueError) and bool(numbers & {bs, bs + 1}) \
+        and any(w in msg for w in _LIMIT_WORDS)
+
+
+def reused_rows(ctx: Context, ids: np.ndarray, bs: int) -> list[str]:
+    """Parameters with exactly bs rows that the graph of a (1, bs + 1) call gathers bs + 1
+    rows from: a table read at more positions than it has rows, so some row was used twice
+    (positions clamped or wrapped). Empty when the model builds no graph."""
+    ad = ctx.adapter
+    tables = {id(p): n for n, p in ad.params
+              if p.data.ndim == 2 and p.data.shape[0] == bs and bs != ctx.V}
+    if not tables:
+        return []
+    try:
+        logits, _ = ad.forward(ids)
+    except Exception:  # noqa: BLE001 - the no-graph call already ran; nothing more to read
+        return []
+    found = []
+    for node in st.collect(logits):
+        if node.op != "getitem" or not node.parents:
+            continue
+        table = st.base_param(node.parents[0], tables)
+        if table is not None and node.data.ndim >= 2 and node.data.shape[-2] == bs + 1:
+            found.append(tables[id(table)])
+    return sorted(set(found))
+
+
 def position_range(ctx: Context) -> ProbeResult:
-    key, title = "position_range", "the model runs past block_size (block_size + 1 tokens)"
+    key, title = "position_range", ("past block_size the model runs correctly or refuses "
+                                    "clearly (block_size + 1 tokens)")
     bs = ctx.adapter.block_size
     if bs is None:
         bs = _find_length_limit(ctx)
@@ -223,30 +262,38 @@ def position_range(ctx: Context) -> ProbeResult:
             return _result(key, title, (7,), SKIP,
                            reason=f"block size unknown and the model ran at every length up to "
                                   f"{max(SEARCH_LENGTHS)} (give diagnose(block_size=...))")
-    fix = ("use positions that extend past the table (RoPE or sinusoidal); with a learned "
-           "table, crop inputs to the last block_size tokens")
+    fix = ("check the length before the lookup and raise an error that names block_size "
+           "(or crop inputs to the last block_size tokens), or use positions that extend past "
+           "the table (RoPE or sinusoidal); never index, clamp or wrap the table blindly")
     ids = ctx.ids(1, bs + 1)
     try:
         long = ctx.adapter.logits(ids)
     except Exception as e:  # noqa: BLE001 - what the model raises is the measurement
         kind = type(e).__name__
         msg = str(e).splitlines()[0] if str(e) else ""
-        clear = isinstance(e, ValueError) and str(bs) in msg
+        clear = names_the_limit(e, bs)
         how = "refuses with a clear error" if clear else f"crashes with {kind}"
-        return _result(key, title, (7,), FAIL, value=float(bs),
+        return _result(key, title, (7,), PASS if clear else FAIL, value=float(bs),
                        measured=f"at {bs + 1} tokens it {how}: {msg[:120]}", fix=fix,
-                       threshold="runs with finite logits",
-                       details={"error_type": kind, "error": msg, "clear_error": clear})
+                       threshold="finite, consistent logits, or a ValueError naming the limit",
+                       details={"error_type": kind, "error": msg, "clear_error": clear,
+                                "runs": False})
     short = ctx.adapter.logits(ids[:, :bs])
     finite = bool(np.isfinite(long).all())
     shape_ok = long.shape[:2] == (1, bs + 1)
     consistent = shape_ok and _rel(long[:, :bs], short, short) <= REL_TOL
-    ok = finite and shape_ok and consistent
+    reused = reused_rows(ctx, ids, bs)
+    ok = finite and shape_ok and consistent and not reused
     measured = (f"at {bs + 1} tokens: logits {long.shape}, finite {finite}, first {bs} "
                 f"positions {'equal' if consistent else 'differ from'} the {bs}-token call")
+    if reused:
+        measured += (f"; {', '.join(reused)} ({bs} rows) was read at {bs + 1} positions: a "
+                     f"row reused silently (clamped or wrapped)")
     return _result(key, title, (7,), PASS if ok else FAIL, value=float(bs + 1),
-                   measured=measured, threshold="runs with finite, consistent logits", fix=fix,
-                   details={"finite": finite, "consistent": consistent})
+                   measured=measured, fix=fix,
+                   threshold="finite, consistent logits, or a ValueError naming the limit",
+                   details={"finite": finite, "consistent": consistent, "runs": True,
+                            "reused_tables": reused, "clear_error": False})
 
 
 # ---------------------------------------------------------------------------- one graph at init

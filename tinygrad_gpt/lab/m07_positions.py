@@ -1,6 +1,9 @@
 """Mistake 7: a learned position table has block_size rows, so a longer sequence has no position
-vector to look up. We train learned, sinusoidal and RoPE models at one length, then ask each for
-twice that length and measure the loss at every position, inside and beyond the trained range."""
+vector to look up. A hand-written model that indexes the table directly crashes deep inside with
+numpy's IndexError, or, with the index clamped, silently gives every later position the last
+row. We train a learned-position model and ask it for twice its length through three lookups
+(raw, clamped, ours with a clear error), and train sinusoidal and RoPE models that run there,
+measuring the loss at every position inside and beyond the trained range."""
 from __future__ import annotations
 
 import math
@@ -8,8 +11,9 @@ import math
 import numpy as np
 
 from ..data import get_batch
-from ..engine import no_grad
-from ..model import GPT
+from ..diagnostics.probes import names_the_limit
+from ..engine import Tensor, name_scope, no_grad
+from ..model import GPT, GPTConfig
 from .base import Mistake, Result, register
 from .common import build_model, lab_data, small_config, train
 from .plotting import save_figure
@@ -17,8 +21,12 @@ from .plotting import save_figure
 EXPLANATION = """\
 A learned position embedding is a table with one trained row per position, 0 .. block_size-1.
 Ask the model about position block_size and there is simply no row to read: in a hand-written
-model this is an IndexError deep inside the embedding (or, worse, numpy silently wrapping a
-negative index); in ours it is a clear error that names the length, the limit and the ways out.
+model that indexes the table directly this is an IndexError deep inside the forward pass, and
+the common "fix" for that crash, clamping (or wrapping) the index, is worse: no error at all,
+and every position past the table silently reads the same last row, so past a 32-row table
+the model cannot tell position 40 from position 60. The fix is to check the length before the
+lookup and refuse with an error that names the length, the limit and the ways out (crop to the
+last block_size tokens, or use positions that extend), which is what our GPT does.
 Sinusoidal positions are a formula, and rotary positions (RoPE) rotate queries and keys by an
 angle proportional to the position, so both can be computed for any position and the model
 runs at any length. Running is not the same as working well, though: the network never saw
@@ -27,6 +35,60 @@ degrade too, only further out), so we measure the loss position by position, ins
 the length the models were trained on, rather than assume either way."""
 
 SIDES = {"wrong": "learned", "fixed": "rope", "sinusoidal": "sinusoidal"}
+LOOKUPS = ("raw", "clip")
+
+
+class HandwrittenPositionsGPT(GPT):
+    """Our GPT with its learned position lookup written the way a hand-written model does it:
+    no length check, the table indexed directly. lookup="raw": past block_size, the engine's
+    IndexError (numpy's out-of-bounds message) from inside the forward pass; lookup="clip": no
+    error, every position past the table reads the last row (np.take(..., mode="clip")).
+    Same parameters and names as GPT, so a trained GPT's state_dict loads into it."""
+
+    def __init__(self, config: GPTConfig, seed: int = 0, lookup: str = "raw"):
+        if config.pos_encoding != "learned":
+            raise ValueError(f"HandwrittenPositionsGPT: needs pos_encoding='learned', got "
+                             f"{config.pos_encoding!r}")
+        if lookup not in LOOKUPS:
+            raise ValueError(f"HandwrittenPositionsGPT: lookup must be one of {LOOKUPS}, got "
+                             f"{lookup!r}")
+        super().__init__(config, seed=seed)
+        self.lookup = lookup
+
+    def _check_length(self, t: int) -> None:
+        """The mistake: no check before the lookup."""
+
+    def position_vectors(self, positions: np.ndarray) -> Tensor:
+        table = self.transformer.wpe.weight                          # (block_size, C)
+        if self.lookup == "clip":
+            positions = np.minimum(positions, table.shape[0] - 1)    # silently reuse the last row
+        return table[positions]                                      # raw: IndexError past it
+
+    def _run(self, ids: np.ndarray, positions: np.ndarray, allowed: np.ndarray | None,
+             caches: list | None = None, last_only: bool = False) -> Tensor:
+        tr = self.transformer
+        with name_scope("wte"):
+            x = tr.wte(ids)
+        with name_scope("wpe"):
+            x = x + self.position_vectors(positions)
+        x = tr.drop(x)
+        for i, block in enumerate(tr.h):
+            with name_scope(f"h.{i}"):
+                x = block(x, allowed, None, caches[i] if caches is not None else None)
+        if self.config.final_norm:
+            with name_scope("ln_f"):
+                x = tr.ln_f(x)
+        if last_only:
+            x = x[:, -1:, :]
+        with name_scope("lm_head"):
+            return self.lm_head(x)
+
+
+def handwritten(model: GPT, lookup: str) -> HandwrittenPositionsGPT:
+    """The same trained weights behind a hand-written lookup."""
+    out = HandwrittenPositionsGPT(model.config, lookup=lookup)
+    out.load_state_dict(model.state_dict())
+    return out
 
 
 def position_losses(model: GPT, data: np.ndarray, length: int, batch_size: int,
@@ -64,6 +126,29 @@ def _draw(curves: dict, trained: int):
     return draw
 
 
+def _at_length(model: GPT, data: np.ndarray, length: int, batches: int,
+               seed: int) -> tuple[dict, np.ndarray | None]:
+    """Ask `model` for `length` tokens: what happens (runs, or the error it raises) and, when
+    it runs, its loss at every position."""
+    try:
+        curve = position_losses(model, data, length, 8, batches, seed)
+    except Exception as e:  # noqa: BLE001 - what the model raises is the measurement
+        msg = str(e).splitlines()[0] if str(e) else ""
+        clear = names_the_limit(e, model.config.block_size)
+        kind = type(e).__name__
+        return {"runs_at_2x": False, "error_type": kind, "error": msg, "clear_error": clear,
+                "at_2x": f"clear {kind}" if clear else f"crash ({kind})"}, None
+    return {"runs_at_2x": True, "error_type": "", "error": "", "clear_error": False,
+            "at_2x": "runs"}, curve
+
+
+def _losses(m: dict, curve: np.ndarray, trained: int) -> None:
+    m["loss_in_range"] = float(curve[:trained].mean())
+    m["loss_beyond"] = float(curve[trained:].mean())
+    m["loss_last_position"] = float(curve[-1])
+    m["beyond_minus_in_range"] = m["loss_beyond"] - m["loss_in_range"]
+
+
 def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = None) -> Result:
     data = lab_data(corpus)
     steps = 60 if quick else 100
@@ -71,62 +156,108 @@ def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = N
     metrics: dict = {}
     series: dict = {}
     trained = 0
+    learned = None
     for side, pe in SIDES.items():
         cfg = small_config(data.vocab_size, quick, pos_encoding=pe)
         trained = cfg.block_size
         model = GPT(cfg, seed=seed)
         log = train(model, data, steps, seed=seed)
-        m: dict = {"pos_encoding": pe, "trained_length": trained, "asked_length": 2 * trained,
-                   "train_loss_end": float(np.mean(log.loss[-10:]))}
-        try:
-            curve = position_losses(model, data.val, 2 * trained, 8, batches, seed + 1)
-        except ValueError as e:
-            m.update(runs_at_2x=False, error=str(e))
-            curve = position_losses(model, data.val, trained, 8, batches, seed + 1)
-        else:
-            m.update(runs_at_2x=True, error="",
-                     loss_beyond=float(curve[trained:].mean()),
-                     loss_last_position=float(curve[-1]))
-        m["loss_in_range"] = float(curve[:trained].mean())
-        if m["runs_at_2x"]:
-            m["beyond_minus_in_range"] = m["loss_beyond"] - m["loss_in_range"]
+        base = {"pos_encoding": pe, "trained_length": trained, "asked_length": 2 * trained,
+                "train_loss_end": float(np.mean(log.loss[-10:]))}
+        if pe == "learned":
+            learned = model
+            # the same trained weights behind three lookups, each asked for twice the length;
+            # inside the trained range all three are the same model (the clamped curve)
+            inside = None
+            for name, net in (("clamped", handwritten(model, "clip")),
+                              ("wrong", handwritten(model, "raw")), ("checked", model)):
+                m, curve = _at_length(net, data.val, 2 * trained, batches, seed + 1)
+                m = {**base, "lookup": "ours (checked)" if name == "checked" else net.lookup,
+                     **m}
+                if curve is None:
+                    m["loss_in_range"] = inside
+                else:
+                    _losses(m, curve, trained)
+                    inside = m["loss_in_range"]
+                    series["learned, clamped lookup"] = [float(v) for v in curve]
+                metrics[name] = m
+            continue
+        m, curve = _at_length(model, data.val, 2 * trained, batches, seed + 1)
+        m = {**base, **m}
+        if curve is not None:
+            _losses(m, curve, trained)
+            series[pe if side == "sinusoidal" else f"{pe} ({side})"] = [float(v) for v in curve]
         metrics[side] = m
-        series[pe if side == "sinusoidal" else f"{pe} ({side})"] = [float(v) for v in curve]
-    w, f, s = metrics["wrong"], metrics["fixed"], metrics["sinusoidal"]
-    clear_error = (not w["runs_at_2x"]) and "block_size" in w["error"] \
-        and str(2 * trained) in w["error"]
-    extrapolates = all(side["runs_at_2x"] and math.isfinite(side["loss_beyond"])
-                       for side in (f, s))
-    reproduced = bool(clear_error and extrapolates)
+    # the clamped lookup, measured: how many different position vectors 2 x block_size get
+    with no_grad():
+        vecs = handwritten(learned, "clip").position_vectors(np.arange(2 * trained)).data
+    distinct = int(len(np.unique(vecs, axis=0)))
+    metrics["clamped"]["distinct_position_vectors"] = distinct
+    metrics["clamped"]["positions_sharing_last_row"] = 2 * trained - distinct + 1
+    if metrics["clamped"]["runs_at_2x"]:
+        metrics["clamped"]["at_2x"] = (f"runs silently, "
+                                       f"{2 * trained - distinct + 1} positions on one row")
+    metrics = {k: metrics[k] for k in ("wrong", "clamped", "checked", "fixed", "sinusoidal")}
+    w, c, k = metrics["wrong"], metrics["clamped"], metrics["checked"]
+    f, s = metrics["fixed"], metrics["sinusoidal"]
+    crashes_raw = not w["runs_at_2x"] and not w["clear_error"]
+    clamps_silently = c["runs_at_2x"] and distinct == trained
+    refuses_clearly = not k["runs_at_2x"] and k["clear_error"] \
+        and str(2 * trained) in k["error"]
+    extrapolates = all(m["runs_at_2x"] and math.isfinite(m["loss_beyond"]) for m in (f, s))
+    reproduced = bool(crashes_raw and clamps_silently and refuses_clearly and extrapolates)
     pictures, captions = [], {}
     p = save_figure(out_dir, "m07_loss_by_position.png", _draw(series, trained), 7.0, 4.0)
     if p:
         pictures.append(p)
-        captions[p] = (f"Validation loss at each position. All three models were trained on "
-                       f"windows of {trained} tokens; learned positions stop there (asking for "
-                       f"{2 * trained} is an error), sinusoidal and RoPE carry on past the line.")
+        captions[p] = (f"Validation loss at each position. All models were trained on windows "
+                       f"of {trained} tokens. The learned table has no row past the line: "
+                       f"indexed raw it crashes, with our check it refuses clearly (neither "
+                       f"has a curve past the line), and clamped it runs with positions "
+                       f"{trained - 1}..{2 * trained - 1} all reading row {trained - 1}. "
+                       f"Sinusoidal and RoPE positions carry on past the line.")
+
     def beyond(m: dict) -> str:
         d = m["beyond_minus_in_range"]
         how = "higher" if d > 0.05 else "lower" if d < -0.05 else "about the same"
         return f"{m['loss_in_range']:.2f} inside vs {m['loss_beyond']:.2f} beyond ({how})"
 
-    verdict = (f"learned positions refuse length {2 * trained} with a clear error (trained at "
-               f"{trained}); RoPE and sinusoidal positions run there, with validation loss "
-               f"(nats) {beyond(f)} for RoPE and {beyond(s)} for sinusoidal")
-    return Result("positions", metrics, reproduced, "runs_at_2x", verdict, pictures, series,
-                  notes="wrong error message: " + w["error"], captions=captions)
+    verdict = (f"asked for {2 * trained} tokens (trained at {trained}), the learned table "
+               f"indexed raw crashes with {w['error_type'] or 'no error'}; clamped it runs "
+               f"silently, {c['positions_sharing_last_row']} positions sharing the last row, "
+               f"validation loss (nats) {beyond(c)}; our check refuses with a clear "
+               f"{k['error_type'] or 'error'} that names the limit; RoPE and sinusoidal "
+               f"positions run there, {beyond(f)} for RoPE and {beyond(s)} for sinusoidal")
+    gaps = [m["beyond_minus_in_range"] for m in (c, f, s)]
+    if max(abs(g) for g in gaps) <= 0.1:
+        loss_note = (f"After {steps} training steps the loss beyond the trained length is within "
+                     f"0.1 nats of the loss inside for every lookup that runs there, the "
+                     f"clamped one included ({min(gaps):+.2f} .. {max(gaps):+.2f}): these small "
+                     f"models lean on the previous few characters more than on where they are "
+                     f"in the window. The clamp's harm here is the silence, positions that can "
+                     f"no longer be told apart, not a loss this experiment can show.")
+    else:
+        loss_note = (f"After {steps} training steps, loss beyond minus loss inside the trained "
+                     f"length: clamped {gaps[0]:+.2f}, RoPE {gaps[1]:+.2f}, sinusoidal "
+                     f"{gaps[2]:+.2f} nats.")
+    notes = f"Raw lookup: {w['error']}\nOur GPT: {k['error']}\n{loss_note}"
+    return Result("positions", metrics, reproduced, "at_2x", verdict, pictures, series,
+                  notes=notes, captions=captions)
 
 
 def build(side: str, seed: int = 0) -> GPT:
-    """Tiny untrained model: learned positions (wrong) or RoPE (fixed)."""
+    """Tiny untrained model: learned positions indexed raw, crashing with an IndexError past
+    block_size (wrong), or RoPE (fixed)."""
     if side not in ("wrong", "fixed"):
         raise ValueError(f"build: side must be 'wrong' or 'fixed', got {side!r}")
-    return build_model({"pos_encoding": SIDES[side]}, seed)
+    model = build_model({"pos_encoding": SIDES[side]}, seed)
+    return handwritten(model, "raw") if side == "wrong" else model
 
 
 MISTAKE = register(Mistake(
     number=7, slug="positions", title="Position embedding length",
     explanation=EXPLANATION,
-    wrong={"pos_encoding": "learned", "sequence_length": "2 x block_size"},
+    wrong={"pos_encoding": "learned", "lookup": "table[positions], unchecked (or clamped)",
+           "sequence_length": "2 x block_size"},
     fixed={"pos_encoding": "rope", "sequence_length": "2 x block_size"},
     run=run, build=build))
