@@ -14,17 +14,6 @@ from tinygrad_gpt import blas_threads
 from tinygrad_gpt.tokenizers import BPETokenizer, CharTokenizer
 
 
-def show(result) -> None:
-    print(f"\n{result.verdict}\nreproduced: {result.reproduced}")
-    for side, metrics in result.metrics.items():
-        print(f"  {side}:")
-        for key, value in metrics.items():
-            print(f"    {key:<24} {value:.4g}" if isinstance(value, float)
-                  else f"    {key:<24} {value}")
-    for p in result.pictures:
-        print("  picture:", p)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="the few-second version")
@@ -44,7 +33,7 @@ def main() -> None:
 
     with blas_threads(1):                                    # tiny matrices: one thread is faster
         result = MISTAKES["vocabulary"].run(quick=args.quick, seed=args.seed, out_dir=args.out)
-    show(result)
+    print(result.describe())
 
 
 if __name__ == "__main__":

@@ -22,6 +22,17 @@ class Result:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def describe(self) -> str:
+        """The verdict, every metric by side and the pictures, as plain text."""
+        lines = ["", self.verdict, f"reproduced: {self.reproduced}"]
+        for side, metrics in self.metrics.items():
+            lines.append(f"  {side}:")
+            for key, value in metrics.items():
+                shown = f"{value:.4g}" if isinstance(value, float) else f"{value}"
+                lines.append(f"    {key:<24} {shown}")
+        lines += [f"  picture: {p}" for p in self.pictures]
+        return "\n".join(lines)
+
 
 @dataclass
 class Mistake:
