@@ -378,7 +378,7 @@ def print_table(rows: list, mem: dict, machine: str) -> None:
         print(f"CPU busy before each two-thread process (others' load): median "
               f"{statistics.median(LOAD_SEEN):.0%}, max {max(LOAD_SEEN):.0%}")
     print()
-    print("| config | ours ms | PyTorch ms | ours / PyTorch (median, range) | tokens/s ours "
+    print("| config | ours ms | PyTorch ms | time ours / PyTorch (median, range) | tokens/s ours "
           "| tokens/s PyTorch |")
     print("| --- | ---: | ---: | --- | ---: | ---: |")
     for r in rows:
@@ -396,11 +396,14 @@ def two_thread_suite(a, weights: str, rows: list, mem: dict) -> None:
     tasks = [f"train:{c}" for c in a.configs]
     if "small" in a.configs and not a.no_gen:
         tasks += ["genwindow:small", "gencache:small", "gen:small"]
-    res: dict = {"ours": [], "torch": []}
+    res: dict = {"ours": [{} for _ in range(a.rounds)], "torch": [{} for _ in range(a.rounds)]}
     for r in range(a.rounds):
-        order = ("ours", "torch") if r % 2 == 0 else ("torch", "ours")
-        for impl in order:
-            res[impl].append(run_worker(impl, 2, tasks, weights, a))
+        # one short process per task and implementation, so the two of a pair run close in
+        # time (other users' load on a shared host comes and goes in bursts)
+        for i, task in enumerate(tasks):
+            order = ("ours", "torch") if (r + i) % 2 == 0 else ("torch", "ours")
+            for impl in order:
+                res[impl][r].update(run_worker(impl, 2, [task], weights, a))
         print(f"  2 threads, round {r + 1}/{a.rounds} done", file=sys.stderr)
     for task in tasks:
         o = [statistics.median(x[task]) for x in res["ours"]]
