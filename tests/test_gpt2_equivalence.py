@@ -169,3 +169,18 @@ def test_untied_lm_head_that_differs_is_refused_by_a_tied_model(pair):
                            tie_weights=False))
     untied.load_state_dict(sd)
     np.testing.assert_array_equal(untied.lm_head.weight.data, sd["lm_head.weight"])
+
+
+def test_a_gpt2model_state_dict_without_prefix_or_head_loads(pair):
+    """The hub's GPT-2 file holds GPT2Model's keys: no `transformer.` prefix, no lm_head."""
+    hf, ours = pair
+    sd = {k: v.detach().numpy() for k, v in hf.transformer.state_dict().items()}
+    assert not any(k.startswith(("transformer.", "lm_head.")) for k in sd)
+    model = GPT(GPTConfig(vocab_size=V, block_size=T, n_layer=L, n_head=H, n_embd=C))
+    model.load_state_dict(sd)
+    ids, _ = batch()
+    np.testing.assert_array_equal(model(ids)[0].data, ours(ids)[0].data)
+    untied = GPT(GPTConfig(vocab_size=V, block_size=T, n_layer=L, n_head=H, n_embd=C,
+                           tie_weights=False))
+    with pytest.raises(KeyError, match=r"missing keys \['lm_head.weight'\]"):
+        untied.load_state_dict(sd)

@@ -192,7 +192,8 @@ class GPT(Module):
                 caches = None
                 for step in range(max_new_tokens):
                     seq = np.concatenate(out, axis=1) if len(out) > 1 else out[0]
-                    if use_cache and caches is not None and not (learned and total > cfg.block_size):
+                    refill = learned and total > cfg.block_size  # window slid: positions moved
+                    if use_cache and caches is not None and not refill:
                         pos = np.array([total - 1])
                         logits = run(seq[:, -1:], pos, None, caches, last_only=True)
                     else:
@@ -201,7 +202,8 @@ class GPT(Module):
                         allowed = np.tril(np.ones((t, t), dtype=bool))[None, None]
                         if use_cache:
                             cap = cfg.block_size if learned else total + max_new_tokens - step
-                            caches = [KVCache(cap, cfg.kv_cache_update) for _ in range(cfg.n_layer)]
+                            caches = [KVCache(cap, cfg.kv_cache_update)
+                                      for _ in range(cfg.n_layer)]
                         logits = run(window, np.arange(t), allowed, caches, last_only=True)
                     nxt = self._sample(logits.data[:, -1, :], temperature, top_k, top_p, rng)
                     out.append(nxt[:, None])
@@ -242,11 +244,18 @@ class GPT(Module):
         return [block.attn.last_attention for block in self.transformer.h]
 
     def load_state_dict(self, state: dict, strict: bool = True) -> None:
-        """Also takes a Hugging Face GPT2LMHeadModel state dict converted to numpy: its causal
-        mask buffers (`.attn.bias`, `.attn.masked_bias`) are skipped, and a tied model checks
-        that `lm_head.weight` equals `transformer.wte.weight`."""
+        """Also takes a Hugging Face GPT-2 state dict converted to numpy: its causal mask
+        buffers (`.attn.bias`, `.attn.masked_bias`) are skipped; a GPT2Model's (or the hub
+        file's) keys without the `transformer.` prefix get it; a tied model takes its head from
+        `wte` when `lm_head.weight` is absent, and checks it equals `wte` when present."""
         state = {k: v for k, v in state.items()
                  if not (k.endswith(".attn.bias") or k.endswith(".attn.masked_bias"))}
+        if not any(k.startswith("transformer.") for k in state):
+            state = {k if k.startswith("lm_head.") else f"transformer.{k}": v
+                     for k, v in state.items()}
+        if self.config.tie_weights and "lm_head.weight" not in state and \
+                "transformer.wte.weight" in state:
+            state["lm_head.weight"] = state["transformer.wte.weight"]
         if self.config.tie_weights and "lm_head.weight" in state and \
                 "transformer.wte.weight" in state:
             a = np.asarray(getattr(state["lm_head.weight"], "data", state["lm_head.weight"]))
