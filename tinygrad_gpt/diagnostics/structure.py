@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..engine import Tensor
+from ..engine import Tensor, all_parents, post_order
 
 # "transformer.h.3.attn", "layers.3.ffn", "blocks.3": the first integer component is the layer
 _LAYER = re.compile(r"(?:^|\.)(\d+)(?:\.|$)")
@@ -32,23 +32,7 @@ def layer_of(name: str | None) -> int | None:
 def collect(root: Tensor | list) -> list[Tensor]:
     """Every node reachable from root(s) through parents (gradient path or not), parents
     before children. Iterative, so deep graphs work."""
-    roots = root if isinstance(root, list) else [root]
-    order: list[Tensor] = []
-    seen: set[int] = set()
-    stack = [(r, False) for r in reversed(roots)]
-    while stack:
-        node, done = stack.pop()
-        if done:
-            order.append(node)
-            continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        stack.append((node, True))
-        for p in node.parents:
-            if id(p) not in seen:
-                stack.append((p, False))
-    return order
+    return post_order(root if isinstance(root, list) else [root], all_parents)
 
 
 def is_const(node: Tensor) -> bool:

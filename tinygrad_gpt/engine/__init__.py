@@ -1,7 +1,7 @@
 """The autograd engine: `Tensor`, the primitive table `OPS`, the backward driver, grad mode,
 name scopes, anomaly mode, gradient recording and `gradcheck`."""
 from . import malloc  # noqa: F401  (glibc malloc thresholds, see malloc.py)
-from .backward import grad_stats, topological_order, unbroadcast
+from .backward import all_parents, grad_stats, post_order, topological_order, unbroadcast
 from .gradcheck import gradcheck
 from .ops import OPS, register
 from . import fused  # noqa: F401  (registers the fused primitives)
@@ -12,4 +12,5 @@ from .threads import blas_threads
 
 __all__ = ["Tensor", "OPS", "register", "apply", "cat", "stack", "where", "matmul", "no_grad",
            "enable_grad", "is_grad_enabled", "name_scope", "detect_anomaly", "record_gradients",
-           "gradcheck", "blas_threads", "unbroadcast", "grad_stats", "topological_order"]
+           "gradcheck", "blas_threads", "unbroadcast", "grad_stats", "topological_order",
+           "post_order", "all_parents"]

@@ -2,7 +2,7 @@
 hooks, leaf accumulation, gradient recording for pictures, and release of the graph."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -52,12 +52,13 @@ class _Freed:
 FREED = _Freed()
 
 
-def topological_order(root: "Tensor") -> list:
-    """Nodes that require grad and are reachable from root, parents before children.
-    Iterative, so a chain of any depth works."""
+def post_order(roots: Sequence["Tensor"], parents_of: Callable[["Tensor"], Iterable]) -> list:
+    """Every node reachable from `roots` through `parents_of`, parents before the tensors made
+    from them, in a stable left-to-right order. Iterative, so a chain of any depth works. The
+    one graph walk: backward, `viz.trace` and the diagnostics all use it."""
     order: list = []
     visited: set = set()
-    stack = [(root, False)]
+    stack = [(r, False) for r in reversed(roots)]
     while stack:
         node, done = stack.pop()
         if done:
@@ -67,12 +68,25 @@ def topological_order(root: "Tensor") -> list:
             continue
         visited.add(id(node))
         stack.append((node, True))
-        if node._backward is None:  # a leaf: its parents (if any) are not on the gradient path
-            continue
-        for p in node._parents:
-            if p.requires_grad and id(p) not in visited:
+        for p in reversed(tuple(parents_of(node))):
+            if id(p) not in visited:
                 stack.append((p, False))
     return order
+
+
+def _gradient_parents(node: "Tensor") -> Iterable:
+    if node._backward is None:  # a leaf: its parents (if any) are not on the gradient path
+        return ()
+    return [p for p in node._parents if p.requires_grad]
+
+
+def all_parents(node: "Tensor") -> tuple:
+    return node._parents
+
+
+def topological_order(root: "Tensor") -> list:
+    """Nodes on the gradient path from root (they require grad), parents before children."""
+    return post_order([root], _gradient_parents)
 
 
 def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool = False) -> None:

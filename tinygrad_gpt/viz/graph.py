@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from ..engine import OPS, Tensor
+from ..engine import OPS, Tensor, all_parents, post_order
 
 # Kinds of node.
 OP, PARAM, INPUT, GROUP = "op", "param", "input", "group"
@@ -154,22 +154,7 @@ def trace(root: Tensor | Sequence[Tensor], keep_tensors: bool = False) -> Graph:
                 f"trace: the graph behind the {r.op} output of shape {r.shape} was released by "
                 "backward(); trace before backward, or run backward inside "
                 "tinygrad_gpt.record_gradients() so the graph and its gradients are kept")
-    # Iterative post-order DFS: parents are emitted before the tensors made from them.
-    order: list[Tensor] = []
-    seen: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(r, False) for r in reversed(roots)]
-    while stack:
-        t, done = stack.pop()
-        if done:
-            order.append(t)
-            continue
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        stack.append((t, True))
-        for p in reversed(t.parents):
-            if id(p) not in seen:
-                stack.append((p, False))
+    order: list[Tensor] = post_order(roots, all_parents)  # parents before their outputs
     ids = {id(t): f"n{i}" for i, t in enumerate(order)}
     recorded = any(t.grad_stats is not None for t in order)
 
