@@ -1,8 +1,8 @@
 """Rebuild the README gallery: run the lab (full mode, seed 0) or read a finished run, copy one
-picture per mistake into docs/gallery/ as a small PNG (palette, under 150 KB), and print the
+picture per mistake into visualize/gallery/ as a small PNG (palette, under 150 KB), and print the
 README markdown: the gallery and the summary table.
 
-    python docs/make_gallery.py [--quick] [--out lab_report] [--from lab_report]
+    python visualize/make_gallery.py [--quick] [--out lab_report] [--from lab_report]
 """
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def main() -> None:
         name = f"{m.number:02d}_{m.slug}.png"
         size = small_png(src, GALLERY / name)
         print(f"{name}: {size / 1000:.0f} KB from {src.name}")
-        gallery.append(f"**{m.number}. {m.title}**<br>![{m.title}](docs/gallery/{name})")
+        gallery.append(f"**{m.number}. {m.title}**<br>![{m.title}](visualize/gallery/{name})")
     if len(gallery) % 2:
         gallery.append("")
     cells = ["|  |  |", "| --- | --- |"]
