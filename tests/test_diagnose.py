@@ -286,9 +286,9 @@ def test_parse_overrides():
                             "ffn_hidden=None"]) == {"residual": False, "n_layer": 8,
                                                     "norm_placement": "post",
                                                     "ffn_hidden": None}
-    with pytest.raises(ValueError, match="unknown field 'depth'"):
+    with pytest.raises(ValueError, match="unknown key 'depth'"):
         parse_overrides(["depth=3"])
-    with pytest.raises(ValueError, match="KEY=VALUE"):
+    with pytest.raises(ValueError, match="expected key=value"):
         parse_overrides(["residual"])
 
 

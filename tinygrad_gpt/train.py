@@ -7,7 +7,7 @@ import argparse
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -19,6 +19,7 @@ from .checkpoint import (Checkpoint, CheckpointError, is_checkpoint, load_checkp
 from .data import get_batch, load_corpus, train_val_split
 from .engine import no_grad
 from .model import GPT, GPTConfig
+from .model.config import parse_overrides
 
 
 @dataclass
@@ -351,43 +352,11 @@ class Trainer:
 _MODEL_DEFAULTS = dict(block_size=128, n_layer=4, n_head=4, n_embd=128)
 
 
-def _parse_value(key: str, kind: str, text: str) -> Any:
-    kind = kind.replace(" ", "")
-    low = text.strip().lower()
-    if kind.endswith("|None") and low in ("none", "null"):
-        return None
-    base = kind.split("|")[0]
-    try:
-        if base == "bool":
-            if low in ("true", "1", "yes", "on"):
-                return True
-            if low in ("false", "0", "no", "off"):
-                return False
-            raise ValueError(text)
-        if base == "int":
-            return int(text)
-        if base == "float":
-            return float(text)
-        return text
-    except ValueError:
-        raise ValueError(f"--config {key}={text}: expected {kind.replace('|', ' or ')}") \
-            from None
-
-
 def parse_config_overrides(items: Sequence[str]) -> dict[str, Any]:
-    """`["n_layer=2", "pos_encoding=rope", "ffn_hidden=none"]` -> typed GPTConfig fields."""
-    kinds = {f.name: str(f.type) for f in fields(GPTConfig)}
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ValueError(f"--config: expected key=value, got {item!r}")
-        if key not in kinds:
-            raise ValueError(f"--config: unknown key {key!r} (known: {', '.join(kinds)})")
-        if key == "vocab_size":
-            raise ValueError("--config: vocab_size is set by the tokenizer")
-        out[key] = _parse_value(key, kinds[key], text)
+    """`--config` for training: GPTConfig overrides, except vocab_size (the tokenizer's)."""
+    out = parse_overrides(items)
+    if "vocab_size" in out:
+        raise ValueError("--config: vocab_size is set by the tokenizer")
     return out
 
 

@@ -4,14 +4,13 @@ print the table, optionally write JSON and an HTML report. Exit status 1 when a 
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import sys
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from ..model import GPT, GPTConfig
+from ..model.config import parse_overrides
 
 # small enough that every probe runs in well under a second
 DEFAULT_CONFIG = dict(vocab_size=65, block_size=32, n_layer=4, n_head=4, n_embd=32)
@@ -34,27 +33,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--html", metavar="DIR", help="also write DIR/index.html with the table "
                                                       "and gradient norm by depth")
     parser.add_argument("--json", metavar="FILE", help="also write the report as JSON")
-
-
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """["residual=False", "n_layer=8"] -> {"residual": False, "n_layer": 8}; keys checked
-    against GPTConfig's fields."""
-    known = {f.name for f in fields(GPTConfig)}
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ValueError(f"--config: expected KEY=VALUE, got {item!r}")
-        if key not in known:
-            raise ValueError(f"--config: unknown field {key!r}; GPTConfig has "
-                             f"{', '.join(sorted(known))}")
-        try:
-            value = ast.literal_eval(raw.strip())
-        except (ValueError, SyntaxError):
-            value = raw.strip()        # a bare word such as post or rope
-        out[key] = value
-    return out
 
 
 def build_model(args: argparse.Namespace) -> tuple[Any, Any]:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -91,3 +91,42 @@ class GPTConfig:
 
     def replace(self, **overrides: Any) -> "GPTConfig":
         return GPTConfig.from_dict({**asdict(self), **overrides})
+
+
+def _parse_value(key: str, kind: str, text: str) -> Any:
+    kind = kind.replace(" ", "")
+    low = text.strip().lower()
+    if kind.endswith("|None") and low in ("none", "null"):
+        return None
+    base = kind.split("|")[0]
+    try:
+        if base == "bool":
+            if low in ("true", "1", "yes", "on"):
+                return True
+            if low in ("false", "0", "no", "off"):
+                return False
+            raise ValueError(text)
+        if base == "int":
+            return int(text)
+        if base == "float":
+            return float(text)
+        return text.strip()
+    except ValueError:
+        raise ValueError(f"--config {key}={text}: expected {kind.replace('|', ' or ')}") \
+            from None
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """Command-line `--config` items, `["n_layer=2", "residual=false", "ffn_hidden=none"]`, to
+    GPTConfig fields typed by the dataclass (bool, int, float, str, or None where allowed)."""
+    kinds = {f.name: str(f.type) for f in fields(GPTConfig)}
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--config: expected key=value, got {item!r}")
+        if key not in kinds:
+            raise ValueError(f"--config: unknown key {key!r} (known: {', '.join(kinds)})")
+        out[key] = _parse_value(key, kinds[key], text)
+    return out
