@@ -555,3 +555,11 @@ def test_matmul_gradients_when_only_one_side_requires_grad(rng):
     (x @ w).backward(g)
     np.testing.assert_allclose(x.grad, g @ b.T)
     assert w.grad is None
+
+
+def test_masked_fill_keeps_a_mask_tensor_in_the_graph():
+    x = Tensor(np.array([[-1.0, 2.0], [3.0, -4.0]], dtype=np.float32), requires_grad=True)
+    y = x.masked_fill(x > 0, 0.0)
+    assert [p.op for p in y.parents] == [None, "compare"]
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [[1.0, 0.0], [0.0, 1.0]])

@@ -395,7 +395,9 @@ class Tensor:
         except ValueError:
             raise ValueError(f"masked_fill: mask of shape {m.shape} does not broadcast to the "
                              f"tensor's shape {self.shape}") from None
-        return apply("masked_fill", self, _const(m), value=value)
+        # a mask Tensor stays in the graph, so pictures show the comparison that made it
+        return apply("masked_fill", self, mask if isinstance(mask, Tensor) else _const(m),
+                     value=value)
 
     def softmax(self, axis: int = -1) -> "Tensor":
         return apply("softmax", self._float(), axis=self._axis("softmax", axis))
