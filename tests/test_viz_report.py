@@ -51,10 +51,11 @@ def test_inline_svg_rewrites_references_with_its_ids():
 
 def test_metrics_table_shapes():
     flat = metrics_table({"loss": 1.23456789, "ok": True, "steps": 200})
-    assert "<td>1.235</td>" in flat and "<td>yes</td>" in flat and "<th>value</th>" in flat
+    assert "<td>1.235</td>" in flat and "<th>value</th>" in flat
+    assert '<td class="t">yes</td>' in flat          # words align left, numbers right
     nested = metrics_table({"loss": {"wrong": 2.0, "fixed": 1.0}, "ppl": {"fixed": 2.7}})
     assert re.findall(r"<th>([^<]*)</th>", nested) == ["metric", "wrong", "fixed"]
-    assert "<tr><td>ppl</td><td></td><td>2.7</td></tr>" in nested
+    assert '<tr><td class="t">ppl</td><td></td><td>2.7</td></tr>' in nested
     rows = metrics_table([{"variant": "wrong", "loss": 2}, {"variant": "fixed", "loss": 1}])
     assert re.findall(r"<th>([^<]*)</th>", rows) == ["variant", "loss"]
     assert "&lt;b&gt;" in metrics_table({"<b>": 1})

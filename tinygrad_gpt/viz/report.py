@@ -25,7 +25,7 @@ h1{margin:.6em 0 .2em}nav{background:#f6f8fa;border:1px solid #ddd;border-radius
 padding:.4em 1.2em;margin:1em 0}section{border-top:2px solid #e5e5e5;margin-top:2em}
 table.metrics{border-collapse:collapse;margin:.8em 0;font-size:14px}
 table.metrics th,table.metrics td{border:1px solid #ccc;padding:.25em .7em;text-align:right}
-table.metrics th:first-child,table.metrics td:first-child{text-align:left}
+table.metrics th:first-child,table.metrics td:first-child,table.metrics td.t{text-align:left}
 table.metrics thead th{background:#f0f0f0}figure{margin:1em 0}
 figure .pic{overflow:auto;max-height:85vh;border:1px solid #eee}
 figure img{max-width:100%;height:auto;display:block}figcaption{color:#555;font-size:13px}
@@ -118,6 +118,14 @@ def _cell(v: Any) -> str:
     return _esc(v)
 
 
+_NUMBER = re.compile(r"^[-+]?[\d,]*\.?\d+(e[-+]?\d+)?%?$|^(nan|inf|-inf)$")
+
+
+def _td(html: str) -> str:
+    """Numbers align right (the table's default), words left."""
+    return f"<td>{html}</td>" if not html or _NUMBER.match(html) else f'<td class="t">{html}</td>'
+
+
 def metrics_table(table: Mapping[str, Any] | Sequence[Mapping[str, Any]],
                   caption: str | None = None) -> str:
     """HTML table from {metric: value}, {metric: {column: value}} or [{column: value}, ...]."""
@@ -135,7 +143,7 @@ def metrics_table(table: Mapping[str, Any] | Sequence[Mapping[str, Any]],
         rows = [[_cell(r.get(c)) for c in cols] for r in table]
     cap = f"<caption>{_esc(caption)}</caption>" if caption else ""
     th = "".join(f"<th>{_esc(h)}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    body = "".join("<tr>" + "".join(_td(c) for c in r) + "</tr>" for r in rows)
     return f'<table class="metrics">{cap}<thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
 
 
