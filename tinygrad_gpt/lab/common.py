@@ -197,3 +197,16 @@ def tail_mean(values: list[float], n: int = 10) -> float:
     """Mean of the last `n` values (the end of a noisy training curve); nan if empty."""
     v = [float(a) for a in values[-n:]]
     return float(np.mean(v)) if v else float("nan")
+
+
+def step_graph(model: GPT, x: np.ndarray, y: np.ndarray):
+    """The traced graph of one forward + backward with gradients recorded (for the
+    gradient-colored pictures); the model's gradients are cleared afterwards."""
+    from ..engine import record_gradients
+    from ..viz import trace
+    with record_gradients():
+        _, loss = model(x, y)
+        loss.backward()
+        graph = trace(loss)
+    model.zero_grad()
+    return graph

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import math
 
-from ..engine import record_gradients
 from ..model import GPT
 from .base import Mistake, Result, register
-from .common import (build_model, evaluate, fixed_batch, init_grad_norms, lab_data,
+from .common import (build_model, evaluate, fixed_batch, init_grad_norms, lab_data, step_graph,
                      small_config, span, tail_mean, train)
 from .plotting import save_graphs, save_plot
 
@@ -35,16 +34,6 @@ def _settings(quick: bool) -> dict:
     return dict(n_layer=12, n_embd=16, n_head=2, block_size=32, steps=250, lr=3e-3)
 
 
-def _graph(model: GPT, x, y):
-    from ..viz import trace
-    with record_gradients():
-        _, loss = model(x, y)
-        loss.backward()
-        graph = trace(loss)
-    model.zero_grad()
-    return graph
-
-
 def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = None) -> Result:
     data = lab_data(corpus)
     s = _settings(quick)
@@ -58,7 +47,7 @@ def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = N
         model = GPT(small_config(data.vocab_size, quick, residual=residual, **s), seed=seed)
         loss0, g = init_grad_norms(model, x, y)
         if out_dir is not None:
-            graphs.append(_graph(model, x[:2, :8], y[:2, :8]))
+            graphs.append(step_graph(model, x[:2, :8], y[:2, :8]))
         log = train(model, data, steps, lr=lr, seed=seed, eval_batches=1)
         sp = span(g)
         metrics[side] = {

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engine import record_gradients
 from ..model import GPT
 from .base import Mistake, Result, register
-from .common import build_model, evaluate, fixed_batch, lab_data, small_config, tail_mean, train
+from .common import (build_model, evaluate, fixed_batch, lab_data, small_config, step_graph,
+                     tail_mean, train)
 from .plotting import save_figure, save_graphs
 
 EXPLANATION = """\
@@ -58,16 +58,6 @@ def gradient_ends(tied: GPT, untied: GPT, x: np.ndarray, y: np.ndarray) -> dict:
     return out
 
 
-def _graph(model: GPT, x, y):
-    from ..viz import trace
-    with record_gradients():
-        _, loss = model(x, y)
-        loss.backward()
-        graph = trace(loss)
-    model.zero_grad()
-    return graph
-
-
 def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = None) -> Result:
     data = lab_data(corpus)
     s = _settings(quick)
@@ -78,7 +68,7 @@ def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = N
               for side, tie in SIDES.items()}
     ends = gradient_ends(models["fixed"], models["wrong"], x, y)
     row_in, row_out = ends.pop("row_norms")
-    graphs = [_graph(models[k], x[:2, :8], y[:2, :8]) for k in ("wrong", "fixed")] \
+    graphs = [step_graph(models[k], x[:2, :8], y[:2, :8]) for k in ("wrong", "fixed")] \
         if out_dir is not None else []
     metrics: dict = {}
     losses: dict = {}
