@@ -47,13 +47,22 @@ def _attention(x: np.ndarray, attn, blocked: np.ndarray | None, cache: KVCache |
                last: bool):
     b, t, c = x.shape
     nh, hs = attn.n_head, attn.head_size
-    qkv = _linear(x, attn.c_attn).reshape(b, t, 3, nh, hs).transpose(2, 0, 3, 1, 4)
-    q, k, v = qkv[0], qkv[1], qkv[2]                       # (B, nh, T, hs)
+    w, bias = attn.c_attn.weight.data, attn.c_attn.bias
+    if last and t > 1:                     # keys and values from all, the query from the last
+        kv = x @ w[:, c:]
+        q = x[:, -1:] @ w[:, :c]
+        if bias is not None:
+            kv += bias.data[c:]
+            q += bias.data[:c]
+        kv = kv.reshape(b, t, 2, nh, hs).transpose(2, 0, 3, 1, 4)
+        q, k, v = q.reshape(b, 1, nh, hs).transpose(0, 2, 1, 3), kv[0], kv[1]
+        blocked = None if blocked is None else blocked[..., -1:, :]
+    else:
+        qkv = _linear(x, attn.c_attn).reshape(b, t, 3, nh, hs).transpose(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]                   # (B, nh, T, hs)
     if cache is not None:
         k, v = cache.append(k, v)
-    if last and t > 1:                                     # keys from all, query from the last
-        q, t = q[:, :, -1:], 1
-        blocked = None if blocked is None else blocked[..., -1:, :]
+    t = q.shape[2]
     y = attention_forward(q, k, v, blocked)[0]
     return _linear(y.transpose(0, 2, 1, 3).reshape(b, t, c), attn.c_proj)
 

@@ -200,7 +200,10 @@ class GPT(Module):
                         window = seq[:, -cfg.block_size:] if learned else seq
                         t = window.shape[1]
                         allowed = np.tril(np.ones((t, t), dtype=bool))[None, None]
-                        if use_cache:
+                        # once the window slides every later step refills too: a cache filled
+                        # now would never be read, so none is built
+                        caches = None
+                        if use_cache and not refill:
                             cap = cfg.block_size if learned else total + max_new_tokens - step
                             caches = [KVCache(cap, cfg.kv_cache_update)
                                       for _ in range(cfg.n_layer)]
