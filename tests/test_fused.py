@@ -41,9 +41,10 @@ def _padded_mask(rng, b: int, t: int, with_empty_row: bool) -> np.ndarray:
     return _causal(t) & keep[:, None, None, :]
 
 
+@pytest.mark.parametrize("t", [5, 64, 67])  # from 64 on a causal mask skips a blocked quarter
 @pytest.mark.parametrize("mask", ["causal", "padded", "padded_empty_row"])
-def test_fused_attention_matches_composite(rng, mask):
-    b, t, nh, hs = 2, 5, 3, 4
+def test_fused_attention_matches_composite(rng, mask, t):
+    b, nh, hs = 2, 3, 4
     qkv = rng.standard_normal((b, t, 3 * nh * hs))
     allowed = _causal(t) if mask == "causal" else \
         _padded_mask(rng, b, t, mask == "padded_empty_row")

@@ -69,12 +69,17 @@ def layer_norm(x, weight, bias, *, eps: float = 1e-5):
     return out, backward
 
 
-def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray,
-                      blocked: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """softmax(q k^T / sqrt(hs), blocked entries at the dtype's lowest value) v, for q
-    (B, nh, T, hs) and k, v (B, nh, Tk, hs): returns (out, p). Shared with the decoding path."""
-    scale = q.dtype.type(1.0 / math.sqrt(q.shape[-1]))
-    p = q @ np.swapaxes(k, -1, -2)                  # (B, nh, T, Tk)
+def causal_half(blocked: np.ndarray | None, t: int, tk: int) -> int:
+    """h = t // 2 when the first h queries may see none of the last tk - h keys (a causal
+    mask), else 0: the blocked quarter is then skipped (its probabilities are exactly 0)."""
+    h = t // 2
+    if blocked is None or t != tk or t < 64 or not blocked[..., :h, h:].all():
+        return 0
+    return h
+
+
+def _softmax_rows(p: np.ndarray, blocked: np.ndarray | None, scale) -> None:
+    """p = softmax(p * scale, blocked entries at the dtype's lowest value) over rows, in place."""
     p *= scale
     if blocked is not None:
         # min(s, +inf) = s where allowed, min(s, lowest) = lowest where blocked: the same as
@@ -84,7 +89,32 @@ def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray,
     p -= p.max(axis=-1, keepdims=True)
     np.exp(p, out=p)
     p /= np.einsum("...i->...", p)[..., None]      # row sums: einsum's loop is 3x np.sum's
-    return p @ v, p
+
+
+def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray,
+                      blocked: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """softmax(q k^T / sqrt(hs), blocked entries at the dtype's lowest value) v, for q
+    (B, nh, T, hs) and k, v (B, nh, Tk, hs): returns (out, p). Shared with the decoding path.
+    Under a causal mask the first half of the queries only meets the first half of the keys:
+    that quarter of p is 0 and skipped (GEMMs and softmax do 3/4 of the work)."""
+    scale = q.dtype.type(1.0 / math.sqrt(q.shape[-1]))
+    t, tk = q.shape[-2], k.shape[-2]
+    h = causal_half(blocked, t, tk)
+    if not h:
+        p = q @ np.swapaxes(k, -1, -2)              # (B, nh, T, Tk)
+        _softmax_rows(p, blocked, scale)
+        return p @ v, p
+    p = np.empty(q.shape[:-1] + (tk,), dtype=np.result_type(q, k))
+    top, bot = p[..., :h, :h], p[..., h:, :]
+    np.matmul(q[..., :h, :], np.swapaxes(k[..., :h, :], -1, -2), out=top)
+    np.matmul(q[..., h:, :], np.swapaxes(k, -1, -2), out=bot)
+    p[..., :h, h:] = 0
+    _softmax_rows(top, blocked[..., :h, :h], scale)
+    _softmax_rows(bot, blocked[..., h:, :], scale)
+    y = np.empty(q.shape[:-1] + v.shape[-1:], dtype=np.result_type(p, v))
+    np.matmul(top, v[..., :h, :], out=y[..., :h, :])
+    np.matmul(bot, v, out=y[..., h:, :])
+    return y, p
 
 
 @register("attention")
@@ -101,7 +131,9 @@ def attention(qkv, allowed, *, n_head: int):
     # the forward GEMMs run on a contiguous head-major copy; backward uses views of qkv (alive
     # as the input anyway), so the copy is not kept
     x = np.ascontiguousarray(heads)
-    y, p = attention_forward(x[0], x[1], x[2], ~allowed)
+    blocked = ~allowed
+    h = causal_half(blocked, t, t)                  # attention_forward skips the same quarter
+    y, p = attention_forward(x[0], x[1], x[2], blocked)
     del x
     any_key = allowed.any(axis=-1, keepdims=True)   # (B|1, 1, T, 1)
     if not any_key.all():                           # a fully padded query attends to nothing
@@ -114,6 +146,23 @@ def attention(qkv, allowed, *, n_head: int):
         gy = g.reshape(b, t, n_head, hs).transpose(0, 2, 1, 3)          # (B, nh, T, hs)
         q, k, v = heads[0], heads[1], heads[2]                          # (B, nh, T, hs)
         gx = np.empty((3, b, n_head, t, hs), dtype=g.dtype)
+        if h:  # causal: p's top right quarter is 0, so is ds's; both are skipped
+            pt, pb = p[..., :h, :h], p[..., h:, :]
+            np.matmul(np.swapaxes(pb, -1, -2), gy[..., h:, :], out=gx[2])
+            gx[2, ..., :h, :] += np.swapaxes(pt, -1, -2) @ gy[..., :h, :]
+            ds = np.empty_like(p)                                        # (B, nh, T, T)
+            dt, db = ds[..., :h, :h], ds[..., h:, :]
+            np.matmul(gy[..., :h, :], np.swapaxes(v[..., :h, :], -1, -2), out=dt)
+            np.matmul(gy[..., h:, :], np.swapaxes(v, -1, -2), out=db)
+            for d, pp in ((dt, pt), (db, pb)):
+                d -= np.einsum("...ij,...ij->...i", d, pp)[..., None]
+                d *= pp
+                d *= scale
+            np.matmul(dt, k[..., :h, :], out=gx[0, ..., :h, :])
+            np.matmul(db, k, out=gx[0, ..., h:, :])
+            np.matmul(np.swapaxes(db, -1, -2), q[..., h:, :], out=gx[1])
+            gx[1, ..., :h, :] += np.swapaxes(dt, -1, -2) @ q[..., :h, :]
+            return gx.transpose(1, 3, 0, 2, 4).reshape(b, t, c3), None
         np.matmul(np.swapaxes(p, -1, -2), gy, out=gx[2])
         ds = gy @ np.swapaxes(v, -1, -2)                                 # (B, nh, T, T)
         ds -= np.einsum("...ij,...ij->...i", ds, p)[..., None]
