@@ -32,10 +32,12 @@ def linear(x, weight, bias):
 def layer_norm_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray,
                        eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The forward kernel, shared with the no-graph decoding path: (out, mean, rstd)."""
-    mu = x.mean(axis=-1, keepdims=True)
+    inv_c = x.dtype.type(1.0 / x.shape[-1])
+    mu = np.einsum("...i->...", x)[..., None]       # row sums: einsum's loop is 3x np.sum's
+    mu *= inv_c
     xc = x - mu
     var = np.einsum("...i,...i->...", xc, xc)[..., None]
-    var /= x.shape[-1]
+    var *= inv_c
     var += x.dtype.type(eps)
     rstd = np.sqrt(var, out=var)
     np.reciprocal(rstd, out=rstd)
@@ -61,9 +63,12 @@ def layer_norm(x, weight, bias, *, eps: float = 1e-5):
         gb = g2.sum(axis=0)
         gx = g * weight
         m2 = np.einsum("...i,...i->...", gx, xhat)[..., None]
+        m1 = np.einsum("...i->...", gx)[..., None]
+        m1 /= c
         m2 /= c
-        gx -= gx.mean(axis=-1, keepdims=True)
-        gx -= xhat * m2
+        gx -= m1
+        xhat *= m2                                  # xhat is not needed after this
+        gx -= xhat
         gx *= rstd
         return gx, gw, gb
     return out, backward
