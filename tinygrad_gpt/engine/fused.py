@@ -150,7 +150,8 @@ def attention(qkv, allowed, *, n_head: int):
         scale = g.dtype.type(1.0 / math.sqrt(hs))
         gy = g.reshape(b, t, n_head, hs).transpose(0, 2, 1, 3)          # (B, nh, T, hs)
         q, k, v = heads[0], heads[1], heads[2]                          # (B, nh, T, hs)
-        gx = np.empty((3, b, n_head, t, hs), dtype=g.dtype)
+        buf = np.empty((b, t, 3, n_head, hs), dtype=g.dtype)  # qkv's layout: no copy after
+        gx = buf.transpose(2, 0, 3, 1, 4)                               # (3, B, nh, T, hs)
         if h:  # causal: p's top right quarter is 0, so is ds's; both are skipped
             pt, pb = p[..., :h, :h], p[..., h:, :]
             np.matmul(np.swapaxes(pb, -1, -2), gy[..., h:, :], out=gx[2])
@@ -167,7 +168,7 @@ def attention(qkv, allowed, *, n_head: int):
             np.matmul(db, k, out=gx[0, ..., h:, :])
             np.matmul(np.swapaxes(db, -1, -2), q[..., h:, :], out=gx[1])
             gx[1, ..., :h, :] += np.swapaxes(dt, -1, -2) @ q[..., :h, :]
-            return gx.transpose(1, 3, 0, 2, 4).reshape(b, t, c3), None
+            return buf.reshape(b, t, c3), None
         np.matmul(np.swapaxes(p, -1, -2), gy, out=gx[2])
         ds = gy @ np.swapaxes(v, -1, -2)                                 # (B, nh, T, T)
         ds -= np.einsum("...ij,...ij->...i", ds, p)[..., None]
@@ -175,7 +176,7 @@ def attention(qkv, allowed, *, n_head: int):
         ds *= scale
         np.matmul(ds, k, out=gx[0])
         np.matmul(np.swapaxes(ds, -1, -2), q, out=gx[1])
-        return gx.transpose(1, 3, 0, 2, 4).reshape(b, t, c3), None
+        return buf.reshape(b, t, c3), None
     return out, backward
 
 
