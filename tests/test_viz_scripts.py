@@ -41,7 +41,7 @@ def test_attention_padding_mask_leaks_only_when_ignored(tmp_path):
               "padding_mask_ignored.png", "index.html"):
         assert (out / f).stat().st_size > 0
     page = (out / "index.html").read_text()
-    row = re.search(r"<tr><td>attention weight on masked cells</td><td>([^<]*)</td>"
+    row = re.search(r"<tr><td[^>]*>attention weight on masked cells</td><td>([^<]*)</td>"
                     r"<td>([^<]*)</td></tr>", page)
     assert row, "metrics row missing"
     applied, ignored = float(row.group(1)), float(row.group(2))
