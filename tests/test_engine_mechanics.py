@@ -322,6 +322,7 @@ def test_no_grad_as_a_decorator():
 
 # ----------------------------------------------------------------------------- anomaly mode
 
+@pytest.mark.filterwarnings("ignore:.*encountered:RuntimeWarning")  # NaN on purpose
 def test_detect_anomaly_names_the_op_and_user_line_in_forward():
     x = leaf([-1.0, 1.0])
     with detect_anomaly():
@@ -333,6 +334,7 @@ def test_detect_anomaly_names_the_op_and_user_line_in_forward():
                      r"user_line_in_forward: y = x\.log\(\)", msg)
 
 
+@pytest.mark.filterwarnings("ignore:.*encountered:RuntimeWarning")  # NaN on purpose
 def test_detect_anomaly_in_backward_names_the_creating_line():
     x = leaf([0.0, 4.0])
     with detect_anomaly():
