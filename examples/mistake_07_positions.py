@@ -7,21 +7,15 @@ clear error; sinusoidal and RoPE positions run at twice the trained length (loss
 """
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 
-from tinygrad_gpt import GPT, GPTConfig, blas_threads
-from tinygrad_gpt.lab import MISTAKES
+from tinygrad_gpt import GPT, GPTConfig
+from tinygrad_gpt.lab import example_args, run_one
 from tinygrad_gpt.lab.m07_positions import HandwrittenPositionsGPT
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="the few-second version")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=None, help="folder for the pictures")
-    args = ap.parse_args()
+    args = example_args(__doc__)
 
     ids = np.zeros((1, 64), dtype=np.int64)                 # twice the block size
     small = dict(vocab_size=65, block_size=32, n_layer=2, n_head=2, n_embd=32)
@@ -40,9 +34,7 @@ def main() -> None:
         logits, _ = GPT(GPTConfig(**small, pos_encoding=pe))(ids)
         print(f"{pe} positions, 64 tokens: logits {logits.shape}")
 
-    with blas_threads(1):                                    # tiny matrices: one thread is faster
-        result = MISTAKES["positions"].run(quick=args.quick, seed=args.seed, out_dir=args.out)
-    print(result.describe())
+    run_one("positions", args)
 
 
 if __name__ == "__main__":

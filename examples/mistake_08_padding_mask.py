@@ -7,21 +7,14 @@ under a causal mask; a row that is all padding stays finite.
 """
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 
 from tinygrad_gpt import GPT, GPTConfig
-from tinygrad_gpt.lab import MISTAKES
-from tinygrad_gpt import blas_threads
+from tinygrad_gpt.lab import example_args, run_one
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="the few-second version")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=None, help="folder for the pictures")
-    args = ap.parse_args()
+    args = example_args(__doc__)
 
     seq = np.array([[5, 9, 2, 7, 1]])
     ids = np.array([[0, 0, 0, 5, 9, 2, 7, 1], [3, 4, 5, 6, 7, 8, 9, 10]])   # row 0 left-padded
@@ -35,9 +28,7 @@ def main() -> None:
         print(f"mask_padding={on}: max |diff| of the real tokens vs alone "
               f"{np.abs(batched - alone).max():.2e}")
 
-    with blas_threads(1):                                    # tiny matrices: one thread is faster
-        result = MISTAKES["padding-mask"].run(quick=args.quick, seed=args.seed, out_dir=args.out)
-    print(result.describe())
+    run_one("padding-mask", args)
 
 
 if __name__ == "__main__":

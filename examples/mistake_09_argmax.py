@@ -7,21 +7,15 @@ reward on sampled tokens, measured against a placebo with coin-flip rewards.
 """
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 
-from tinygrad_gpt import GPT, GPTConfig, Tensor, blas_threads
+from tinygrad_gpt import GPT, GPTConfig, Tensor
 from tinygrad_gpt import functional as F
-from tinygrad_gpt.lab import MISTAKES
+from tinygrad_gpt.lab import example_args, run_one
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="the few-second version")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=None, help="folder for the pictures")
-    args = ap.parse_args()
+    args = example_args(__doc__)
 
     model = GPT(GPTConfig(vocab_size=65, block_size=32, n_layer=2, n_head=2, n_embd=32))
     ids = np.random.default_rng(args.seed).integers(0, 65, (2, 16))
@@ -37,9 +31,7 @@ def main() -> None:
           sum(bool(np.any(p.grad)) for p in model.parameters()), "of",
           len(model.parameters()))
 
-    with blas_threads(1):                                    # tiny matrices: one thread is faster
-        result = MISTAKES["argmax"].run(quick=args.quick, seed=args.seed, out_dir=args.out)
-    print(result.describe())
+    run_one("argmax", args)
 
 
 if __name__ == "__main__":

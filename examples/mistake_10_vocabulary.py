@@ -7,19 +7,12 @@ different tokenizers comparable.
 """
 from __future__ import annotations
 
-import argparse
-
-from tinygrad_gpt.lab import MISTAKES
-from tinygrad_gpt import blas_threads
+from tinygrad_gpt.lab import example_args, run_one
 from tinygrad_gpt.tokenizers import BPETokenizer, CharTokenizer
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="the few-second version")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=None, help="folder for the pictures")
-    args = ap.parse_args()
+    args = example_args(__doc__)
 
     sample = "the quick brown fox jumps over the lazy dog. " * 20
     text = "Quick! Zoë's fox — 42 ☃"
@@ -31,9 +24,7 @@ def main() -> None:
     print(f"byte-level BPE of {bpe.vocab_size}: {bpe.decode(ids)!r} ({len(ids)} tokens, "
           f"round trip exact: {bpe.decode(ids) == text})")
 
-    with blas_threads(1):                                    # tiny matrices: one thread is faster
-        result = MISTAKES["vocabulary"].run(quick=args.quick, seed=args.seed, out_dir=args.out)
-    print(result.describe())
+    run_one("vocabulary", args)
 
 
 if __name__ == "__main__":

@@ -7,22 +7,15 @@ generation gets faster.
 """
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 
 from tinygrad_gpt import GPT, GPTConfig
-from tinygrad_gpt.lab import MISTAKES
-from tinygrad_gpt import blas_threads
+from tinygrad_gpt.lab import example_args, run_one
 from tinygrad_gpt.lab.m11_kv_cache import cached_step_logits
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="the few-second version")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=None, help="folder for the pictures")
-    args = ap.parse_args()
+    args = example_args(__doc__)
 
     seq = np.random.default_rng(args.seed).integers(0, 65, (1, 32))
     for update in (False, True):
@@ -33,9 +26,7 @@ def main() -> None:
         print(f"kv_cache_update={update}: max |logit diff| vs full recomputation at the prompt "
               f"step {diff[0]:.1e}, over the next {len(diff) - 1} steps {diff[1:].max():.1e}")
 
-    with blas_threads(1):                                    # tiny matrices: one thread is faster
-        result = MISTAKES["kv-cache"].run(quick=args.quick, seed=args.seed, out_dir=args.out)
-    print(result.describe())
+    run_one("kv-cache", args)
 
 
 if __name__ == "__main__":

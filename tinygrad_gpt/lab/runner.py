@@ -2,6 +2,7 @@
 DIR/index.html (summary table first, then one section per mistake), both atomically."""
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import platform
@@ -85,6 +86,24 @@ def jsonable(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     return obj
+
+
+def example_args(doc: str) -> argparse.Namespace:
+    """The options every examples/mistake_*.py script takes: --quick, --seed, --out."""
+    ap = argparse.ArgumentParser(description=doc.strip().splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="the few-second version")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=None, help="folder for the pictures")
+    return ap.parse_args()
+
+
+def run_one(slug: str | int, args: argparse.Namespace) -> Result:
+    """Run one mistake as an example script does (one BLAS thread: tiny matrices) and print
+    its verdict, metrics and pictures."""
+    with blas_threads(1):
+        result = MISTAKES[slug].run(quick=args.quick, seed=args.seed, out_dir=args.out)
+    print(result.describe())
+    return result
 
 
 def _failed(mistake: Mistake, err: BaseException) -> Result:
