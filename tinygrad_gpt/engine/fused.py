@@ -3,11 +3,13 @@ graph with a hand-written backward. Their unfused compositions stay available in
 `functional` (``fused=False``) for teaching and for tests that compare the two."""
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 
 from .ops import register
+from .threads import split_halves
 
 
 @register("linear")
@@ -29,9 +31,10 @@ def linear(x, weight, bias):
     return out.reshape(lead + (weight.shape[1],)), backward
 
 
-def layer_norm_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray,
-                       eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The forward kernel, shared with the no-graph decoding path: (out, mean, rstd)."""
+def layer_norm_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float,
+                       out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The forward kernel, shared with the no-graph decoding path: (out, mean, rstd), the
+    output written into `out` when given."""
     inv_c = x.dtype.type(1.0 / x.shape[-1])
     mu = np.einsum("...i->...", x)[..., None]       # row sums: einsum's loop is 3x np.sum's
     mu *= inv_c
@@ -42,7 +45,7 @@ def layer_norm_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray,
     rstd = np.sqrt(var, out=var)
     np.reciprocal(rstd, out=rstd)
     xc *= rstd                                      # xc is now xhat
-    out = xc * weight
+    out = np.multiply(xc, weight, out=out)
     out += bias
     return out, mu, rstd
 
@@ -50,28 +53,48 @@ def layer_norm_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray,
 @register("layer_norm")
 def layer_norm(x, weight, bias, *, eps: float = 1e-5):
     """Over the last axis: xhat = (x - mean) / sqrt(var + eps), out = xhat * weight + bias;
-    dx = rstd (gxhat - mean(gxhat) - xhat mean(gxhat xhat)), gxhat = g * weight"""
-    out, mu, rstd = layer_norm_forward(x, weight, bias, eps)
+    dx = rstd (gxhat - mean(gxhat) - xhat mean(gxhat xhat)), gxhat = g * weight.
+    Rows are independent: halves may run on two cores (split_halves), dweight and dbias then
+    sum the halves' partial sums."""
+    c = x.shape[-1]
+    x2 = x.reshape(-1, c)
+    n = x2.shape[0]
+    out = np.empty(x2.shape, dtype=np.result_type(x, weight, bias))
+    mu = np.empty((n, 1), dtype=x.dtype)
+    rstd = np.empty((n, 1), dtype=x.dtype)
+
+    def forward(i, j):
+        _, mu[i:j], rstd[i:j] = layer_norm_forward(x2[i:j], weight, bias, eps, out=out[i:j])
+    split_halves(forward, n, x2.size)
 
     def backward(g):
         # xhat is rebuilt from x (alive as the input anyway): one array less kept per LayerNorm
-        c = g.shape[-1]
-        xhat = x - mu
-        xhat *= rstd
-        g2, xh2 = g.reshape(-1, c), xhat.reshape(-1, c)
-        gw = np.einsum("ij,ij->j", g2, xh2)
-        gb = g2.sum(axis=0)
-        gx = g * weight
-        m2 = np.einsum("...i,...i->...", gx, xhat)[..., None]
-        m1 = np.einsum("...i->...", gx)[..., None]
-        m1 /= c
-        m2 /= c
-        gx -= m1
-        xhat *= m2                                  # xhat is not needed after this
-        gx -= xhat
-        gx *= rstd
-        return gx, gw, gb
-    return out, backward
+        g2 = g.reshape(-1, c)
+        gx = np.empty(g2.shape, dtype=np.result_type(g, weight))
+        sums = {}
+
+        def grads(i, j):
+            xhat = x2[i:j] - mu[i:j]
+            xhat *= rstd[i:j]
+            gi, gxi = g2[i:j], gx[i:j]
+            sums[i] = (np.einsum("ij,ij->j", gi, xhat), gi.sum(axis=0))
+            np.multiply(gi, weight, out=gxi)
+            m2 = np.einsum("...i,...i->...", gxi, xhat)[..., None]
+            m1 = np.einsum("...i->...", gxi)[..., None]
+            m1 /= c
+            m2 /= c
+            gxi -= m1
+            xhat *= m2                              # xhat is not needed after this
+            gxi -= xhat
+            gxi *= rstd[i:j]
+        split_halves(grads, n, g2.size)
+        parts = [sums[i] for i in sorted(sums)]
+        gw, gb = parts[0]
+        for pw, pb in parts[1:]:
+            gw += pw
+            gb += pb
+        return gx.reshape(x.shape), gw, gb
+    return out.reshape(x.shape), backward
 
 
 def causal_half(blocked: np.ndarray | None, t: int, tk: int) -> int:
@@ -96,30 +119,46 @@ def _softmax_rows(p: np.ndarray, blocked: np.ndarray | None, scale) -> None:
     p /= np.einsum("...i->...", p)[..., None]      # row sums: einsum's loop is 3x np.sum's
 
 
-def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray,
-                      blocked: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, blocked: np.ndarray | None,
+                      p: np.ndarray | None = None,
+                      y: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """softmax(q k^T / sqrt(hs), blocked entries at the dtype's lowest value) v, for q
-    (B, nh, T, hs) and k, v (B, nh, Tk, hs): returns (out, p). Shared with the decoding path.
+    (B, nh, T, hs) and k, v (B, nh, Tk, hs): returns (out, p), written into `y` and `p` when
+    given. Shared with the decoding path.
     Under a causal mask the first half of the queries only meets the first half of the keys:
     that quarter of p is 0 and skipped (GEMMs and softmax do 3/4 of the work)."""
     scale = q.dtype.type(1.0 / math.sqrt(q.shape[-1]))
     t, tk = q.shape[-2], k.shape[-2]
     h = causal_half(blocked, t, tk)
+    dtype = np.result_type(q, k)
+    if p is None:
+        p = np.empty(q.shape[:-1] + (tk,), dtype=dtype)
+    if y is None:
+        y = np.empty(q.shape[:-1] + v.shape[-1:], dtype=np.result_type(dtype, v))
     if not h:
-        p = q @ np.swapaxes(k, -1, -2)              # (B, nh, T, Tk)
+        np.matmul(q, np.swapaxes(k, -1, -2), out=p)       # (B, nh, T, Tk)
         _softmax_rows(p, blocked, scale)
-        return p @ v, p
-    p = np.empty(q.shape[:-1] + (tk,), dtype=np.result_type(q, k))
+        np.matmul(p, v, out=y)
+        return y, p
     top, bot = p[..., :h, :h], p[..., h:, :]
     np.matmul(q[..., :h, :], np.swapaxes(k[..., :h, :], -1, -2), out=top)
     np.matmul(q[..., h:, :], np.swapaxes(k, -1, -2), out=bot)
     p[..., :h, h:] = 0
     _softmax_rows(top, blocked[..., :h, :h], scale)
     _softmax_rows(bot, blocked[..., h:, :], scale)
-    y = np.empty(q.shape[:-1] + v.shape[-1:], dtype=np.result_type(p, v))
     np.matmul(top, v[..., :h, :], out=y[..., :h, :])
     np.matmul(bot, v, out=y[..., h:, :])
     return y, p
+
+
+def _rows(mask: np.ndarray, i: int, j: int) -> np.ndarray:
+    """The mask's rows for batch rows i:j (a mask of one row broadcasts over the batch)."""
+    return mask if mask.shape[0] == 1 else mask[i:j]
+
+
+def _attend_rows(x, blocked, p, y, i: int, j: int) -> None:
+    """attention_forward for batch rows i:j of the packed heads x (3, B, nh, T, hs)."""
+    attention_forward(x[0, i:j], x[1, i:j], x[2, i:j], _rows(blocked, i, j), p[i:j], y[i:j])
 
 
 @register("attention")
@@ -137,8 +176,11 @@ def attention(qkv, allowed, *, n_head: int):
     # as the input anyway), so the copy is not kept
     x = np.ascontiguousarray(heads)
     blocked = ~allowed
-    h = causal_half(blocked, t, t)                  # attention_forward skips the same quarter
-    y, p = attention_forward(x[0], x[1], x[2], blocked)
+    p = np.empty((b, n_head, t, t), dtype=x.dtype)
+    y = np.empty((b, n_head, t, hs), dtype=x.dtype)
+
+    # batch rows are independent: two halves may run on two cores (split_halves)
+    split_halves(functools.partial(_attend_rows, x, blocked, p, y), b, p.size)
     del x
     any_key = allowed.any(axis=-1, keepdims=True)   # (B|1, 1, T, 1)
     if not any_key.all():                           # a fully padded query attends to nothing
@@ -148,34 +190,39 @@ def attention(qkv, allowed, *, n_head: int):
 
     def backward(g):
         scale = g.dtype.type(1.0 / math.sqrt(hs))
-        gy = g.reshape(b, t, n_head, hs).transpose(0, 2, 1, 3)          # (B, nh, T, hs)
-        q, k, v = heads[0], heads[1], heads[2]                          # (B, nh, T, hs)
+        gy_all = g.reshape(b, t, n_head, hs).transpose(0, 2, 1, 3)      # (B, nh, T, hs)
         buf = np.empty((b, t, 3, n_head, hs), dtype=g.dtype)  # qkv's layout: no copy after
-        gx = buf.transpose(2, 0, 3, 1, 4)                               # (3, B, nh, T, hs)
-        if h:  # causal: p's top right quarter is 0, so is ds's; both are skipped
-            pt, pb = p[..., :h, :h], p[..., h:, :]
-            np.matmul(np.swapaxes(pb, -1, -2), gy[..., h:, :], out=gx[2])
-            gx[2, ..., :h, :] += np.swapaxes(pt, -1, -2) @ gy[..., :h, :]
-            ds = np.empty_like(p)                                        # (B, nh, T, T)
-            dt, db = ds[..., :h, :h], ds[..., h:, :]
-            np.matmul(gy[..., :h, :], np.swapaxes(v[..., :h, :], -1, -2), out=dt)
-            np.matmul(gy[..., h:, :], np.swapaxes(v, -1, -2), out=db)
-            for d, pp in ((dt, pt), (db, pb)):
-                d -= np.einsum("...ij,...ij->...i", d, pp)[..., None]
-                d *= pp
-                d *= scale
-            np.matmul(dt, k[..., :h, :], out=gx[0, ..., :h, :])
-            np.matmul(db, k, out=gx[0, ..., h:, :])
-            np.matmul(np.swapaxes(db, -1, -2), q[..., h:, :], out=gx[1])
-            gx[1, ..., :h, :] += np.swapaxes(dt, -1, -2) @ q[..., :h, :]
-            return buf.reshape(b, t, c3), None
-        np.matmul(np.swapaxes(p, -1, -2), gy, out=gx[2])
-        ds = gy @ np.swapaxes(v, -1, -2)                                 # (B, nh, T, T)
-        ds -= np.einsum("...ij,...ij->...i", ds, p)[..., None]
-        ds *= p
-        ds *= scale
-        np.matmul(ds, k, out=gx[0])
-        np.matmul(np.swapaxes(ds, -1, -2), q, out=gx[1])
+        gx_all = buf.transpose(2, 0, 3, 1, 4)                           # (3, B, nh, T, hs)
+
+        def grads(i, j):
+            q, k, v = heads[0, i:j], heads[1, i:j], heads[2, i:j]       # (b', nh, T, hs)
+            pp, gy, gx = p[i:j], gy_all[i:j], gx_all[:, i:j]
+            h = causal_half(_rows(blocked, i, j), t, t)   # the quarter forward skipped, p = 0
+            if h:  # causal: p's top right quarter is 0, so is ds's; both are skipped
+                pt, pb = pp[..., :h, :h], pp[..., h:, :]
+                np.matmul(np.swapaxes(pb, -1, -2), gy[..., h:, :], out=gx[2])
+                gx[2, ..., :h, :] += np.swapaxes(pt, -1, -2) @ gy[..., :h, :]
+                ds = np.empty_like(pp)                                   # (b', nh, T, T)
+                dt, db = ds[..., :h, :h], ds[..., h:, :]
+                np.matmul(gy[..., :h, :], np.swapaxes(v[..., :h, :], -1, -2), out=dt)
+                np.matmul(gy[..., h:, :], np.swapaxes(v, -1, -2), out=db)
+                for d, pq in ((dt, pt), (db, pb)):
+                    d -= np.einsum("...ij,...ij->...i", d, pq)[..., None]
+                    d *= pq
+                    d *= scale
+                np.matmul(dt, k[..., :h, :], out=gx[0, ..., :h, :])
+                np.matmul(db, k, out=gx[0, ..., h:, :])
+                np.matmul(np.swapaxes(db, -1, -2), q[..., h:, :], out=gx[1])
+                gx[1, ..., :h, :] += np.swapaxes(dt, -1, -2) @ q[..., :h, :]
+                return
+            np.matmul(np.swapaxes(pp, -1, -2), gy, out=gx[2])
+            ds = gy @ np.swapaxes(v, -1, -2)                             # (b', nh, T, T)
+            ds -= np.einsum("...ij,...ij->...i", ds, pp)[..., None]
+            ds *= pp
+            ds *= scale
+            np.matmul(ds, k, out=gx[0])
+            np.matmul(np.swapaxes(ds, -1, -2), q, out=gx[1])
+        split_halves(grads, b, p.size)
         return buf.reshape(b, t, c3), None
     return out, backward
 

@@ -3,6 +3,7 @@
 cached generation."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from typing import Any
@@ -11,6 +12,7 @@ import numpy as np
 
 from .. import functional as F
 from ..engine import Tensor, name_scope, no_grad
+from ..engine.threads import long_blas_spin
 from ..nn import Dropout, Embedding, LayerNorm, Module, ModuleList, Parameter
 from . import decode
 from .block import Block
@@ -188,8 +190,8 @@ class GPT(Module):
         if decode.supported(self):  # numpy only: generation is per-op overhead bound
             run = functools.partial(decode.forward, self)
         try:
-            with no_grad():
-                caches = None
+            with no_grad(), contextlib.ExitStack() as spin:
+                caches, spinning = None, False
                 for step in range(max_new_tokens):
                     seq = np.concatenate(out, axis=1) if len(out) > 1 else out[0]
                     refill = learned and total > cfg.block_size  # window slid: positions moved
@@ -197,6 +199,8 @@ class GPT(Module):
                         pos = np.array([total - 1])
                         logits = run(seq[:, -1:], pos, None, caches, last_only=True)
                     else:
+                        if step and not spinning:  # a recompute every step: small GEMMs
+                            spinning = spin.enter_context(long_blas_spin()) or True
                         window = seq[:, -cfg.block_size:] if learned else seq
                         t = window.shape[1]
                         allowed = np.tril(np.ones((t, t), dtype=bool))[None, None]

@@ -1,0 +1,185 @@
+"""The engine's second thread (split_halves) and OpenBLAS's spin setting (engine/threads.py):
+the split kernels give the same numbers as one thread, errors come back, and the BLAS
+settings a user made are left alone."""
+import os
+import threading
+
+import numpy as np
+import pytest
+
+from tinygrad_gpt import Tensor, blas_threads
+from tinygrad_gpt.engine import OPS, threads
+
+
+@pytest.fixture
+def forced_split(monkeypatch):
+    """Split every kernel with two or more rows, whatever this machine's cores and BLAS count,
+    and record which threads ran the halves."""
+    monkeypatch.setattr(threads, "MIN_SPLIT", 1)
+    monkeypatch.setattr(threads, "_cores", lambda: 2)
+    monkeypatch.setattr(threads, "_blas_count", lambda: 2)
+    names: list = []
+    real = threads.split_halves
+
+    def spy(fn, n, size):
+        def traced(i, j):
+            names.append(threading.current_thread().name)
+            fn(i, j)
+        real(traced, n, size)
+    for module in ("ops", "fused"):
+        monkeypatch.setattr(f"tinygrad_gpt.engine.{module}.split_halves", spy)
+    return names
+
+
+def _run(op, arrays, g, **kw):
+    """(outputs of forward, gradients of backward) of one primitive on numpy arrays."""
+    out, backward = OPS[op].fn(*arrays, **kw)
+    return out.copy(), [None if x is None else np.array(x() if callable(x) else x)
+                        for x in backward(g)]
+
+
+CASES = {
+    "gelu": lambda r: ([r.standard_normal((6, 5, 8), dtype=np.float32)], (6, 5, 8), {}),
+    "layer_norm": lambda r: ([r.standard_normal((4, 7, 16), dtype=np.float32),
+                              r.standard_normal(16, dtype=np.float32),
+                              r.standard_normal(16, dtype=np.float32)], (4, 7, 16), {}),
+    "attention": lambda r: ([r.standard_normal((4, 64, 3 * 16), dtype=np.float32),
+                             np.tril(np.ones((64, 64), bool))[None, None]], (4, 64, 16),
+                            {"n_head": 2}),
+    "attention_padded": lambda r: ([r.standard_normal((4, 6, 3 * 8), dtype=np.float32),
+                                    np.tril(np.ones((6, 6), bool))[None, None]
+                                    & (np.arange(6) >= np.array([0, 2, 6, 1])[:, None])
+                                    [:, None, None, :]], (4, 6, 8), {"n_head": 2}),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_split_kernels_give_one_threads_numbers(rng, forced_split, case):
+    arrays, gshape, kw = CASES[case](rng)
+    op = case.split("_padded")[0]
+    g = rng.standard_normal(gshape, dtype=np.float32)
+    threads.SPLIT = True
+    out2, grads2 = _run(op, arrays, g, **kw)
+    assert any(n.startswith("tinygrad_gpt-split") for n in forced_split), forced_split
+    threads.SPLIT = False
+    try:
+        out1, grads1 = _run(op, arrays, g, **kw)
+    finally:
+        threads.SPLIT = True
+    np.testing.assert_array_equal(out2, out1)
+    for a, b in zip(grads2, grads1):
+        if a is None:
+            assert b is None
+        elif op == "layer_norm" and a.ndim == 1:   # dweight, dbias: two partial sums added
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+        else:
+            np.testing.assert_array_equal(a, b)
+
+
+def test_split_layer_norm_matches_torch(rng, forced_split):
+    torch = pytest.importorskip("torch")
+    x, w, b = (rng.standard_normal(s) for s in ((6, 3, 10), (10,), (10,)))
+    g = rng.standard_normal((6, 3, 10))
+    xs, ws, bs = (Tensor(a, requires_grad=True) for a in (x, w, b))
+    from tinygrad_gpt import functional as F
+    out = F.layer_norm(xs, ws, bs)
+    (out * Tensor(g)).sum().backward()
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ot = torch.nn.functional.layer_norm(xt, (10,), wt, bt)
+    (ot * torch.tensor(g)).sum().backward()
+    assert forced_split
+    np.testing.assert_allclose(out.data, ot.detach().numpy(), rtol=1e-10, atol=1e-12)
+    for ours, theirs in ((xs, xt), (ws, wt), (bs, bt)):
+        np.testing.assert_allclose(ours.grad, theirs.grad.numpy(), rtol=1e-9, atol=1e-10)
+
+
+def test_split_halves_raises_the_helpers_error_after_both_halves(monkeypatch):
+    monkeypatch.setattr(threads, "_cores", lambda: 2)
+    monkeypatch.setattr(threads, "_blas_count", lambda: 2)
+    done = []
+
+    def fn(i, j):
+        if i == 0:
+            raise ValueError("first half failed")
+        done.append((i, j))
+    with pytest.raises(ValueError, match="first half failed"):
+        threads.split_halves(fn, 10, threads.MIN_SPLIT)
+    assert done == [(5, 10)]
+
+
+def test_split_halves_from_the_helper_runs_inline_instead_of_deadlocking(monkeypatch):
+    monkeypatch.setattr(threads, "_cores", lambda: 2)
+    monkeypatch.setattr(threads, "_blas_count", lambda: 2)
+    calls = []
+
+    def inner(i, j):
+        calls.append((threading.current_thread().name.startswith("tinygrad_gpt-split"), i, j))
+
+    def outer(i, j):
+        threads.split_halves(inner, 4, threads.MIN_SPLIT)
+    threads.split_halves(outer, 2, threads.MIN_SPLIT)
+    # outer's second half (here) splits inner over both threads; its first half (on the
+    # helper) runs inner whole, inline
+    assert sorted(calls) == [(False, 2, 4), (True, 0, 2), (True, 0, 4)]
+
+
+def test_split_needs_two_blas_threads_two_cores_and_enough_work(monkeypatch):
+    big = threads.MIN_SPLIT
+    monkeypatch.setattr(threads, "_cores", lambda: 2)
+    with blas_threads(1):
+        if threads._blas_count():                 # an OpenBLAS was found: the count is 1 now
+            assert not threads.split_ok(big)
+    monkeypatch.setattr(threads, "_blas_count", lambda: 2)
+    assert threads.split_ok(big) and not threads.split_ok(big - 1)
+    monkeypatch.setattr(threads, "_cores", lambda: 1)
+    assert not threads.split_ok(big)
+    monkeypatch.setattr(threads, "_cores", lambda: 2)
+    monkeypatch.setattr(threads, "SPLIT", False)
+    assert not threads.split_ok(big)
+
+
+def test_split_gives_blas_its_thread_count_back(monkeypatch):
+    if not threads._openblas_setters():
+        pytest.skip("no OpenBLAS found")
+    monkeypatch.setattr(threads, "_cores", lambda: 2)
+    with blas_threads(2):
+        seen = []
+        threads.split_halves(lambda i, j: seen.append(threads._blas_count()), 2, threads.MIN_SPLIT)
+        assert seen == [1, 1]                     # each half on one BLAS thread
+        assert threads._blas_count() == 2
+
+
+def _spin_exponents() -> list:
+    return [lib.openblas_thread_timeout() for lib in threads._openblas_libs()
+            if hasattr(lib, "blas_thread_shutdown_") and hasattr(lib, "openblas_read_env")]
+
+
+def test_engine_import_shortened_openblas_spinning_and_left_the_environment_alone():
+    if not threads.SHORT_SPIN:
+        pytest.skip("OpenBLAS without the hooks, or the user chose the spin")
+    assert "OPENBLAS_THREAD_TIMEOUT" not in os.environ
+    assert threads.SPIN_EXPONENT in _spin_exponents()
+
+
+def test_long_blas_spin_inside_and_the_short_one_back_after(monkeypatch):
+    if not threads.SHORT_SPIN:
+        pytest.skip("OpenBLAS without the hooks, or the user chose the spin")
+    monkeypatch.setattr(threads, "_blas_count", lambda: 2)
+    with threads.long_blas_spin():
+        assert threads.DEFAULT_SPIN_EXPONENT in _spin_exponents()
+        a = np.ones((300, 300), np.float32)
+        np.testing.assert_array_equal(a @ a, np.full((300, 300), 300, np.float32))
+    assert threads.SPIN_EXPONENT in _spin_exponents()
+    assert "OPENBLAS_THREAD_TIMEOUT" not in os.environ
+
+
+def test_a_users_openblas_thread_timeout_is_respected(monkeypatch):
+    called = []
+    monkeypatch.setattr(threads, "_set_spin", lambda e: called.append(e) or True)
+    monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "10")
+    assert threads.short_blas_spin() is False
+    monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT")
+    monkeypatch.setenv("TINYGRAD_GPT_BLAS_SPIN", "default")
+    assert threads.short_blas_spin() is False
+    monkeypatch.delenv("TINYGRAD_GPT_BLAS_SPIN")
+    assert threads.short_blas_spin() is True and called == [threads.SPIN_EXPONENT]
