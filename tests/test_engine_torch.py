@@ -287,6 +287,9 @@ def test_getitem_integer_arrays_accumulate_and_masks(shape, data):
     idx = np.array(data.draw(st.lists(st.integers(-n, n - 1), min_size=1, max_size=8)))
     mask = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)))
     check([shape], lambda a: a[idx], lambda a: a[torch.tensor(idx)])
+    rows = np.stack([idx, idx[::-1]])             # 2-D ids, as an embedding lookup gets them
+    check([shape], lambda a: a[rows], lambda a: a[torch.tensor(rows)])
+    check([shape], lambda a: a[idx[:0]], lambda a: a[torch.tensor(idx[:0])])
     check([shape], lambda a: a[mask], lambda a: a[torch.tensor(mask)])
     if len(shape) > 1:
         check([shape], lambda a: a[:, idx % shape[1]],
