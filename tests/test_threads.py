@@ -183,3 +183,30 @@ def test_a_users_openblas_thread_timeout_is_respected(monkeypatch):
     assert threads.short_blas_spin() is False
     monkeypatch.delenv("TINYGRAD_GPT_BLAS_SPIN")
     assert threads.short_blas_spin() is True and called == [threads.SPIN_EXPONENT]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_gets_its_own_helper_thread(monkeypatch):
+    monkeypatch.setattr(threads, "_cores", lambda: 2)
+    monkeypatch.setattr(threads, "_blas_count", lambda: 2)
+    threads.split_halves(lambda i, j: None, 2, threads.MIN_SPLIT)   # the parent's pool exists
+    pid = os.fork()
+    if pid == 0:                                    # the child: would hang on the parent's pool
+        seen = []
+        threads.split_halves(lambda i, j: seen.append(threading.current_thread().name), 2,
+                             threads.MIN_SPLIT)
+        os._exit(0 if len(seen) == 2 and any(n.startswith("tinygrad_gpt-split") for n in seen)
+                 else 1)
+    waited = 0.0
+    import time
+    while waited < 20:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+        waited += 0.05
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung on the parent's helper thread")
+    assert os.waitstatus_to_exitcode(status) == 0

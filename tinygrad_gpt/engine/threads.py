@@ -84,6 +84,7 @@ def _openblas_setters() -> list:
 _HELPER = "tinygrad_gpt-split"
 _setters: list | None = None
 _pool: ThreadPoolExecutor | None = None
+_pool_pid = 0
 _pool_lock = threading.Lock()
 
 
@@ -118,14 +119,15 @@ def split_halves(fn: Callable[[int, int], None], n: int, size: int) -> None:
     half meanwhile (the count comes back after). Runs fn(0, n) here when
     `split_ok(size)` says no or n < 2. The helper inherits the caller's context (numpy's errstate)
     and an exception in either half is raised here after both finish."""
-    global _pool
+    global _pool, _pool_pid
     if n < 2 or not split_ok(size):
         fn(0, n)
         return
-    if _pool is None:
+    if _pool is None or _pool_pid != os.getpid():   # a forked child has no helper thread
         with _pool_lock:
-            if _pool is None:
+            if _pool is None or _pool_pid != os.getpid():
                 _pool = ThreadPoolExecutor(1, thread_name_prefix=_HELPER)
+                _pool_pid = os.getpid()
     h = n // 2
     counts = [(set_, get()) for set_, get in _setters or []]
     for set_, _ in counts:       # each half's GEMMs on one BLAS thread: two callers sharing
