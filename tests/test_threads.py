@@ -3,6 +3,7 @@ the split kernels give the same numbers as one thread, errors come back, and the
 settings a user made are left alone."""
 import os
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -54,18 +55,14 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_split_kernels_give_one_threads_numbers(rng, forced_split, case):
+def test_split_kernels_give_one_threads_numbers(rng, forced_split, monkeypatch, case):
     arrays, gshape, kw = CASES[case](rng)
     op = case.split("_padded")[0]
     g = rng.standard_normal(gshape, dtype=np.float32)
-    threads.SPLIT = True
     out2, grads2 = _run(op, arrays, g, **kw)
     assert any(n.startswith("tinygrad_gpt-split") for n in forced_split), forced_split
-    threads.SPLIT = False
-    try:
-        out1, grads1 = _run(op, arrays, g, **kw)
-    finally:
-        threads.SPLIT = True
+    monkeypatch.setattr(threads, "SPLIT", False)
+    out1, grads1 = _run(op, arrays, g, **kw)
     np.testing.assert_array_equal(out2, out1)
     for a, b in zip(grads2, grads1):
         if a is None:
@@ -198,7 +195,6 @@ def test_a_forked_child_gets_its_own_helper_thread(monkeypatch):
         os._exit(0 if len(seen) == 2 and any(n.startswith("tinygrad_gpt-split") for n in seen)
                  else 1)
     waited = 0.0
-    import time
     while waited < 20:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
