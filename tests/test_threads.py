@@ -206,3 +206,40 @@ def test_a_forked_child_gets_its_own_helper_thread(monkeypatch):
         os.waitpid(pid, 0)
         pytest.fail("the forked child hung on the parent's helper thread")
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_splits_from_two_user_threads_give_the_blas_count_back(monkeypatch):
+    if not threads._openblas_setters():
+        pytest.skip("no OpenBLAS found")
+    monkeypatch.setattr(threads, "split_ok", lambda size: True)   # both threads split at once
+
+    def work():
+        for _ in range(10):
+            threads.split_halves(lambda i, j: time.sleep(0.003), 2, threads.MIN_SPLIT)
+    with blas_threads(2):
+        threads._blas_count()                   # the setters are found
+        users = [threading.Thread(target=work) for _ in range(2)]
+        for t in users:
+            t.start()
+        for t in users:
+            t.join()
+        assert threads._blas_count() == 2       # not the 1 a split saw while another ran
+
+
+def test_only_the_main_thread_with_no_other_worker_changes_the_spin():
+    assert threads._alone()                     # pytest's main thread, daemons aside
+    seen = []
+    t = threading.Thread(target=lambda: seen.append(threads._alone()))
+    t.start()
+    t.join()
+    assert seen == [False]
+    stop = threading.Event()
+    for daemon, expected in ((True, True), (False, False)):
+        stop.clear()
+        other = threading.Thread(target=stop.wait, daemon=daemon)
+        other.start()
+        try:
+            assert threads._alone() is expected
+        finally:
+            stop.set()
+            other.join()

@@ -85,7 +85,7 @@ _HELPER = "tinygrad_gpt-split"
 _setters: list | None = None
 _pool: ThreadPoolExecutor | None = None
 _pool_pid = 0
-_pool_lock = threading.Lock()
+_pool_lock = threading.RLock()
 
 
 def _blas_count() -> int:
@@ -129,18 +129,37 @@ def split_halves(fn: Callable[[int, int], None], n: int, size: int) -> None:
                 _pool = ThreadPoolExecutor(1, thread_name_prefix=_HELPER)
                 _pool_pid = os.getpid()
     h = n // 2
-    counts = [(set_, get()) for set_, get in _setters or []]
-    for set_, _ in counts:       # each half's GEMMs on one BLAS thread: two callers sharing
-        set_(1)                  # OpenBLAS's pool wait on each other (medium step 1.6x slower)
-    try:
+    _one_blas_thread(True)   # each half's GEMMs on one BLAS thread: two callers sharing
+    try:                     # OpenBLAS's pool wait on each other (medium step 1.6x slower)
         fut = _pool.submit(contextvars.copy_context().run, fn, 0, h)
         try:
             fn(h, n)
         finally:
             fut.result()
     finally:
-        for set_, old in counts:
-            set_(old)
+        _one_blas_thread(False)
+
+
+_splits = 0          # splits running now (threads of the user's may split at the same time)
+_saved_counts: list = []
+
+
+def _one_blas_thread(enter: bool) -> None:
+    """BLAS at one thread while any split runs; the first to enter saves the counts, the last
+    to leave puts them back."""
+    global _splits, _saved_counts
+    with _pool_lock:
+        if enter:
+            if _splits == 0:
+                _saved_counts = [(set_, get()) for set_, get in _setters or []]
+                for set_, _ in _saved_counts:
+                    set_(1)
+            _splits += 1
+        else:
+            _splits -= 1
+            if _splits == 0:
+                for set_, old in _saved_counts:
+                    set_(old)
 
 
 DEFAULT_SPIN_EXPONENT = 28   # OpenBLAS's own default
@@ -179,13 +198,23 @@ def _set_spin(exponent: int) -> bool:
     return applied
 
 
+def _alone() -> bool:
+    """No thread but this one (the main thread) is likely to be inside BLAS."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    return all(t is threading.current_thread() or t.daemon or t.name.startswith(_HELPER)
+               for t in threading.enumerate())
+
+
 @contextlib.contextmanager
 def long_blas_spin() -> Iterator[None]:
     """OpenBLAS's default spinning inside, the engine's short one after. Generation's window
     recompute runs many small parallel GEMMs back to back: waking sleeping workers for each made
     it 13% slower (3.33 against 2.94 ms per 128-token recompute, interleaved). A no-op when the
-    engine did not shorten the spin."""
-    if not SHORT_SPIN or _blas_count() < 2:
+    engine did not shorten the spin, and when another thread could be inside BLAS (stopping
+    the pool under a running GEMM could hang it): only the main thread changes it, and only
+    while every other thread is the engine's helper or a daemon (Jupyter's own threads)."""
+    if not SHORT_SPIN or _blas_count() < 2 or not _alone():
         yield
         return
     _set_spin(DEFAULT_SPIN_EXPONENT)
