@@ -10,6 +10,7 @@ from hypothesis import given, settings, strategies as st
 
 import tinygrad_gpt.functional as F
 from tinygrad_gpt import Tensor, cat, name_scope, stack, where
+from tinygrad_gpt.engine import apply
 
 
 def f32(*shape):
@@ -159,6 +160,21 @@ CASES = {
                         "embedding: id 2 is out of range for 2 rows (allowed 0..1)"),
     "embedding dtype": (lambda: F.embedding(X, np.array([0.0])), TypeError,
                         "embedding: ids must be integers, got dtype float64"),
+    "attention heads": (lambda: apply("attention", f32(2, 4, 10), Tensor(np.ones((4, 4), bool)),
+                                      n_head=3), ValueError,
+                        "attention: inputs of shapes (2, 4, 10), (4, 4): qkv must be (B, T, 3C) "
+                        "with C a multiple of n_head=3, got (2, 4, 10)"),
+    "attention mask shape": (lambda: apply("attention", f32(2, 4, 12),
+                                           Tensor(np.ones((3, 1, 4, 4), bool)), n_head=2),
+                             ValueError,
+                             "attention: inputs of shapes (2, 4, 12), (3, 1, 4, 4): allowed must "
+                             "be a bool mask broadcastable to (B, n_head, T, T) = (2, 2, 4, 4), "
+                             "got bool (3, 1, 4, 4)"),
+    "attention mask dtype": (lambda: apply("attention", f32(2, 4, 12), f32(4, 4), n_head=2),
+                             ValueError,
+                             "attention: inputs of shapes (2, 4, 12), (4, 4): allowed must be a "
+                             "bool mask broadcastable to (B, n_head, T, T) = (2, 2, 4, 4), got "
+                             "float32 (4, 4)"),
 }
 
 

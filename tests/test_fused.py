@@ -42,12 +42,17 @@ def _padded_mask(rng, b: int, t: int, with_empty_row: bool) -> np.ndarray:
 
 
 @pytest.mark.parametrize("t", [5, 64, 67])  # from 64 on a causal mask skips a blocked quarter
-@pytest.mark.parametrize("mask", ["causal", "padded", "padded_empty_row"])
+@pytest.mark.parametrize("mask", ["causal", "padded", "padded_empty_row", "causal_2d",
+                                  "per_head"])
 def test_fused_attention_matches_composite(rng, mask, t):
     b, nh, hs = 2, 3, 4
     qkv = rng.standard_normal((b, t, 3 * nh * hs))
-    allowed = _causal(t) if mask == "causal" else \
-        _padded_mask(rng, b, t, mask == "padded_empty_row")
+    if mask in ("causal", "causal_2d"):
+        allowed = _causal(t) if mask == "causal" else _causal(t)[0, 0]         # (T, T)
+    elif mask == "per_head":                          # (B, nh, T, T): each head its own keys
+        allowed = _causal(t) & (rng.random((b, nh, 1, t)) > 0.3)
+    else:
+        allowed = _padded_mask(rng, b, t, mask == "padded_empty_row")
     g = rng.standard_normal((b, t, nh * hs))
     outs, grads = [], []
     for fused in (True, False):

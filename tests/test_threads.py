@@ -51,13 +51,17 @@ CASES = {
                                     np.tril(np.ones((6, 6), bool))[None, None]
                                     & (np.arange(6) >= np.array([0, 2, 6, 1])[:, None])
                                     [:, None, None, :]], (4, 6, 8), {"n_head": 2}),
+    "attention_2d_mask": lambda r: ([r.standard_normal((4, 4, 3 * 8), dtype=np.float32),
+                                     np.tril(np.ones((4, 4), bool))], (4, 4, 8), {"n_head": 2}),
+    "attention_per_head": lambda r: ([r.standard_normal((4, 5, 3 * 8), dtype=np.float32),
+                                      r.random((4, 2, 5, 5)) > 0.4], (4, 5, 8), {"n_head": 2}),
 }
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_split_kernels_give_one_threads_numbers(rng, forced_split, monkeypatch, case):
     arrays, gshape, kw = CASES[case](rng)
-    op = case.split("_padded")[0]
+    op = "attention" if case.startswith("attention") else case
     g = rng.standard_normal(gshape, dtype=np.float32)
     out2, grads2 = _run(op, arrays, g, **kw)
     assert any(n.startswith("tinygrad_gpt-split") for n in forced_split), forced_split

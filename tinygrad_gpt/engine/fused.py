@@ -168,9 +168,21 @@ def attention(qkv, allowed, *, n_head: int):
     `allowed` (B|1, 1, T, T) is False at the dtype's lowest value; p = softmax(s), rows with
     no allowed key zeroed; out = p v with heads merged back to (B, T, C).
     dv = p^T g, dp = g v^T, ds = p (dp - sum(dp p)) / sqrt(hs), dq = ds k, dk = ds^T q."""
+    if qkv.ndim != 3 or qkv.shape[-1] % (3 * n_head):
+        raise ValueError(f"qkv must be (B, T, 3C) with C a multiple of n_head={n_head}, got "
+                         f"{qkv.shape}")
     b, t, c3 = qkv.shape
     c = c3 // 3
     hs = c // n_head
+    full = (b, n_head, t, t)
+    try:
+        fits = np.broadcast_shapes(allowed.shape, full) == full
+    except ValueError:
+        fits = False
+    if not fits or allowed.dtype != np.bool_:
+        raise ValueError(f"allowed must be a bool mask broadcastable to (B, n_head, T, T) = "
+                         f"{full}, got {allowed.dtype} {allowed.shape}")
+    allowed = allowed.reshape((1,) * (4 - allowed.ndim) + allowed.shape)  # batch axis first
     heads = qkv.reshape(b, t, 3, n_head, hs).transpose(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
     # the forward GEMMs run on a contiguous head-major copy; backward uses views of qkv (alive
     # as the input anyway), so the copy is not kept
