@@ -200,7 +200,8 @@ class GPT(Module):
                         logits = run(seq[:, -1:], pos, None, caches, last_only=True)
                     else:
                         if step and not spinning:  # a recompute every step: small GEMMs
-                            spinning = spin.enter_context(long_blas_spin()) or True
+                            spin.enter_context(long_blas_spin())
+                            spinning = True
                         window = seq[:, -cfg.block_size:] if learned else seq
                         t = window.shape[1]
                         allowed = np.tril(np.ones((t, t), dtype=bool))[None, None]
