@@ -247,3 +247,25 @@ def test_only_the_main_thread_with_no_other_worker_changes_the_spin():
         finally:
             stop.set()
             other.join()
+
+
+@pytest.mark.parametrize("new_tokens, use_cache, entered", [(6, True, 0), (14, True, 1),
+                                                            (6, False, 1)])
+def test_generate_asks_for_the_long_spin_only_when_it_recomputes_every_step(
+        monkeypatch, new_tokens, use_cache, entered):
+    import contextlib
+
+    from tinygrad_gpt import GPT, GPTConfig
+    from tinygrad_gpt.model import gpt as gpt_mod
+    calls = []
+
+    @contextlib.contextmanager
+    def spy():
+        calls.append("enter")
+        yield
+    monkeypatch.setattr(gpt_mod, "long_blas_spin", spy)
+    model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8))
+    out = model.generate(np.zeros((1, 2), dtype=np.int64), new_tokens, top_k=1,
+                         use_cache=use_cache)
+    assert out.shape == (1, 2 + new_tokens)
+    assert len(calls) == entered        # once at most: 2 + 6 tokens fit the block of 8
