@@ -176,7 +176,8 @@ def test_long_blas_spin_inside_and_the_short_one_back_after(monkeypatch):
 
 def test_a_users_openblas_thread_timeout_is_respected(monkeypatch):
     called = []
-    monkeypatch.setattr(threads, "_set_spin", lambda e: called.append(e) or True)
+    monkeypatch.setattr(threads, "_spun", threads._spun)      # restored after the test
+    monkeypatch.setattr(threads, "_set_spin", lambda e, libs: called.append(e) or ["lib"])
     monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "10")
     assert threads.short_blas_spin() is False
     monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT")

@@ -167,24 +167,30 @@ def _one_blas_thread(enter: bool) -> None:
 DEFAULT_SPIN_EXPONENT = 28   # OpenBLAS's own default
 
 
+_spun: list = []    # the OpenBLAS libraries whose spin the engine shortened
+
+
 def short_blas_spin(exponent: int = SPIN_EXPONENT) -> bool:
     """Have every loaded OpenBLAS's idle workers sleep after 2**exponent cycles instead of
     2**28, unless the user set OPENBLAS_THREAD_TIMEOUT or `TINYGRAD_GPT_BLAS_SPIN=default`.
     Returns whether it applied (an OpenMP build or an OpenBLAS without the hooks: no)."""
+    global _spun
     if "OPENBLAS_THREAD_TIMEOUT" in os.environ or \
             os.environ.get("TINYGRAD_GPT_BLAS_SPIN") == "default":
         return False
-    return _set_spin(exponent)
+    _spun = _set_spin(exponent, _openblas_libs())
+    return bool(_spun)
 
 
-def _set_spin(exponent: int) -> bool:
+def _set_spin(exponent: int, libs: list) -> list:
     """OpenBLAS reads OPENBLAS_THREAD_TIMEOUT once, when its pool starts: set the variable for
     the call, have OpenBLAS read it again and stop the pool (it restarts at the next parallel
     call, about 0.2 ms); the environment is left as it was. Not while another thread is inside
-    BLAS: the engine calls it at import and around `GPT.generate`."""
+    BLAS: the engine calls it at import and around `GPT.generate`. Returns the libraries that
+    have the hooks (the others, OpenMP builds or older ones, are left alone)."""
     import ctypes
-    applied = False
-    for lib in _openblas_libs():
+    applied = []
+    for lib in libs:
         read_env = getattr(lib, "openblas_read_env", None)
         shutdown = getattr(lib, "blas_thread_shutdown_", None)
         if read_env is None or shutdown is None:
@@ -196,7 +202,7 @@ def _set_spin(exponent: int) -> bool:
             del os.environ["OPENBLAS_THREAD_TIMEOUT"]
         shutdown.restype = ctypes.c_int
         shutdown()
-        applied = True
+        applied.append(lib)
     return applied
 
 
@@ -219,11 +225,11 @@ def long_blas_spin() -> Iterator[None]:
     if not SHORT_SPIN or _blas_count() < 2 or not _alone():
         yield
         return
-    _set_spin(DEFAULT_SPIN_EXPONENT)
+    _set_spin(DEFAULT_SPIN_EXPONENT, _spun)   # the libraries found at import: no new scan
     try:
         yield
     finally:
-        _set_spin(SPIN_EXPONENT)
+        _set_spin(SPIN_EXPONENT, _spun)
 
 
 SHORT_SPIN = short_blas_spin()
