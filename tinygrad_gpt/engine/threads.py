@@ -3,8 +3,8 @@
 - `blas_threads(n)`: limit the pool. On small matrices a second thread only spins, and on a busy
   2-core machine it made a tiny training step 10-40x slower (measured in the lab and the
   trainer).
-- `split_halves`: numpy runs elementwise work on one core; the hot elementwise kernels (GELU,
-  attention's softmax) give half their rows to a helper thread when BLAS was given two threads.
+- `split_halves`: numpy runs elementwise work on one core; the kernels heavy in it (GELU,
+  LayerNorm, attention) give half their rows to a helper thread when BLAS was given two threads.
 - `short_blas_spin`, at engine import: OpenBLAS's idle workers spin about 0.1 s after every
   parallel GEMM before they sleep, holding the second core the helper needs. Measured on the
   small training step (2 cores, interleaved): split alone 0.98x the time, split with short
