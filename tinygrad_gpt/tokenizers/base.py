@@ -68,6 +68,18 @@ class Tokenizer(ABC):
     def _from_body(cls: type[T], box: Container) -> T:
         """Inverse of ``_body_lines``; raise ``box.error(line, message)`` on bad input."""
 
+    def _lookup(self, table, ids: Iterable[int]) -> list:
+        """table[i] for each id, or a ValueError naming the first id out of range and where
+        it stands: the checked lookup both tokenizers' decode use."""
+        out = []
+        for pos, i in enumerate(ids):
+            i = int(i)
+            if not 0 <= i < len(table):
+                raise ValueError(f"{type(self).__name__}.decode: id {i} at position {pos} is out "
+                                 f"of range for a vocabulary of {len(table)} tokens")
+            out.append(table[i])
+        return out
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(vocab_size={self.vocab_size})"
 

@@ -197,14 +197,7 @@ class BPETokenizer(Tokenizer):
                 return b"".join([vocab[i] for i in ids])
         except (IndexError, TypeError):
             pass
-        out = []
-        for pos, i in enumerate(ids):
-            i = int(i)
-            if not 0 <= i < len(vocab):
-                raise ValueError(f"BPETokenizer.decode: id {i} at position {pos} is out of range "
-                                 f"for a vocabulary of {len(vocab)} tokens")
-            out.append(vocab[i])
-        return b"".join(out)
+        return b"".join(self._lookup(vocab, ids))
 
     def decode(self, ids: Iterable[int]) -> str:
         """Text for ``ids``; bytes that are not whole UTF-8 (a cut multi-byte character) become

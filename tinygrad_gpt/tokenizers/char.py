@@ -98,15 +98,7 @@ class CharTokenizer(Tokenizer):
         return ids
 
     def decode(self, ids: Iterable[int]) -> str:
-        itos = self._itos
-        out = []
-        for pos, i in enumerate(ids):
-            i = int(i)
-            if not 0 <= i < len(itos):
-                raise ValueError(f"CharTokenizer.decode: id {i} at position {pos} is out of "
-                                 f"range for a vocabulary of {len(itos)} tokens")
-            out.append(itos[i])
-        return "".join(out)
+        return "".join(self._lookup(self._itos, ids))
 
     def token_str(self, token_id: int) -> str:
         return repr(self._itos[token_id])
