@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tinygrad_gpt import GPT, GPTConfig
 from tinygrad_gpt.diagnostics import diagnose
-from tinygrad_gpt.diagnostics.cli import parse_overrides
+from tinygrad_gpt.model.config import parse_overrides
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from handwritten_transformer import TinyTransformer  # noqa: E402

@@ -10,7 +10,7 @@ from safetensors.numpy import load_file
 from tinygrad_gpt.checkpoint import load_checkpoint
 from tinygrad_gpt.cli import main
 from tinygrad_gpt.sample import sample_text
-from tinygrad_gpt.train import parse_config_overrides
+from tinygrad_gpt.cli.train import parse_config_overrides
 
 TEXT = "to be or not to be, that is the question.\n" * 60
 SMALL = ["--config", "n_layer=1", "n_head=2", "n_embd=16", "block_size=16",

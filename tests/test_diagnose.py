@@ -15,7 +15,7 @@ import pytest
 from tinygrad_gpt import GPT, GPTConfig, Tensor, nn
 from tinygrad_gpt.cli import main
 from tinygrad_gpt.diagnostics import ProbeResult, Report, diagnose
-from tinygrad_gpt.diagnostics.cli import parse_overrides
+from tinygrad_gpt.model.config import parse_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = dict(vocab_size=65, block_size=16, n_layer=4, n_head=2, n_embd=16)

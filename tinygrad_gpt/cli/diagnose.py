@@ -62,7 +62,7 @@ def build_model(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from . import diagnose
+    from ..diagnostics import diagnose
     try:
         model, tokenizer = build_model(args)
     except (ValueError, KeyError, TypeError, OSError) as e:

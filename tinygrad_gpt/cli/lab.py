@@ -23,8 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from . import run_lab
-    from .runner import main_summary, select
+    from ..lab import run_lab
+    from ..lab.runner import main_summary, select
 
     try:
         chosen = select(args.only)

@@ -8,11 +8,11 @@ import sys
 
 # (name, module, one-line help): the whole table of subcommands
 COMMANDS = [
-    ("lab", "tinygrad_gpt.lab.cli", "run the eleven-mistakes lab and write its HTML report"),
-    ("train", "tinygrad_gpt.train", "train a GPT on a text corpus and save a checkpoint"),
-    ("sample", "tinygrad_gpt.sample", "generate text from a checkpoint"),
-    ("graph", "tinygrad_gpt.viz.cli", "draw a model's computation graph colored by gradient"),
-    ("diagnose", "tinygrad_gpt.diagnostics.cli", "find the mistakes in a model"),
+    ("lab", "tinygrad_gpt.cli.lab", "run the eleven-mistakes lab and write its HTML report"),
+    ("train", "tinygrad_gpt.cli.train", "train a GPT on a text corpus and save a checkpoint"),
+    ("sample", "tinygrad_gpt.cli.sample", "generate text from a checkpoint"),
+    ("graph", "tinygrad_gpt.cli.graph", "draw a model's computation graph colored by gradient"),
+    ("diagnose", "tinygrad_gpt.cli.diagnose", "find the mistakes in a model"),
 ]
 
 
@@ -45,5 +45,3 @@ def main(argv: list[str] | None = None) -> int:
     return int(module.run(args) or 0)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

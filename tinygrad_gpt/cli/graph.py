@@ -12,9 +12,9 @@ import numpy as np
 from ..engine import record_gradients
 from ..model import GPT, GPTConfig
 from ..model.config import parse_overrides
-from .dot import side_by_side, to_dot
-from .graph import Graph, trace
-from .render import render
+from ..viz.dot import side_by_side, to_dot
+from ..viz.graph import Graph, trace
+from ..viz.render import render
 
 DEFAULT_CONFIG = dict(vocab_size=65, block_size=16, n_layer=4, n_head=4, n_embd=32)
 
