@@ -144,7 +144,7 @@ def test_decode_path_matches_the_engine_forward(rng, overrides):
     ids = rng.integers(0, 31, (2, 7))
     allowed = np.tril(np.ones((7, 7), dtype=bool))[None, None]
     with no_grad():
-        ref = m._run(ids, np.arange(7), allowed).data
+        ref = m.forward_positions(ids, np.arange(7), allowed).data
         full = decode.forward(m, ids, np.arange(7), allowed).data
         np.testing.assert_allclose(full, ref, rtol=1e-10, atol=1e-12)
         last = decode.forward(m, ids, np.arange(7), allowed, last_only=True).data

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..data import get_batch
 from ..diagnostics.probes import names_the_limit
-from ..engine import Tensor, name_scope, no_grad
+from ..engine import Tensor, no_grad
 from ..model import GPT, GPTConfig
 from .base import Mistake, Result, register
 from .common import build_model, lab_data, small_config, train
@@ -55,7 +55,7 @@ class HandwrittenPositionsGPT(GPT):
         super().__init__(config, seed=seed)
         self.lookup = lookup
 
-    def _check_length(self, t: int) -> None:
+    def check_length(self, t: int) -> None:
         """The mistake: no check before the lookup."""
 
     def position_vectors(self, positions: np.ndarray) -> Tensor:
@@ -63,25 +63,6 @@ class HandwrittenPositionsGPT(GPT):
         if self.lookup == "clip":
             positions = np.minimum(positions, table.shape[0] - 1)    # silently reuse the last row
         return table[positions]                                      # raw: IndexError past it
-
-    def _run(self, ids: np.ndarray, positions: np.ndarray, allowed: np.ndarray | None,
-             caches: list | None = None, last_only: bool = False) -> Tensor:
-        tr = self.transformer
-        with name_scope("wte"):
-            x = tr.wte(ids)
-        with name_scope("wpe"):
-            x = x + self.position_vectors(positions)
-        x = tr.drop(x)
-        for i, block in enumerate(tr.h):
-            with name_scope(f"h.{i}"):
-                x = block(x, allowed, None, caches[i] if caches is not None else None)
-        if self.config.final_norm:
-            with name_scope("ln_f"):
-                x = tr.ln_f(x)
-        if last_only:
-            x = x[:, -1:, :]
-        with name_scope("lm_head"):
-            return self.lm_head(x)
 
 
 def handwritten(model: GPT, lookup: str) -> HandwrittenPositionsGPT:

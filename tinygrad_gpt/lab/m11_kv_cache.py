@@ -40,9 +40,10 @@ def cached_step_logits(model: GPT, seq: np.ndarray, prompt_len: int) -> np.ndarr
     allowed = np.tril(np.ones((p, p), dtype=bool))[None, None]
     model.eval()
     with no_grad():
-        out = [model._run(seq[:, :p], np.arange(p), allowed, caches, last_only=True).data[0, -1]]
+        run = model.forward_positions
+        out = [run(seq[:, :p], np.arange(p), allowed, caches, last_only=True).data[0, -1]]
         for i in range(p, seq.shape[1] - 1):
-            step = model._run(seq[:, i:i + 1], np.array([i]), None, caches, last_only=True)
+            step = run(seq[:, i:i + 1], np.array([i]), None, caches, last_only=True)
             out.append(step.data[0, -1])
     return np.stack(out)
 

@@ -92,13 +92,14 @@ def _block(x: np.ndarray, block, blocked, cache, last: bool = False) -> np.ndarr
 
 def forward(model: "GPT", ids: np.ndarray, positions: np.ndarray, allowed: np.ndarray | None,
             caches: list | None = None, last_only: bool = False) -> Tensor:
-    """`GPT._run` for generation (same arguments, no graph): logits (B, T or 1, V)."""
+    """`GPT.forward_positions` for generation (same arguments, no graph): logits (B, T or 1, V)."""
     cfg = model.config
     tr = model.transformer
     x = tr.wte.weight.data[ids]                                      # (B, T, C)
     if cfg.pos_encoding == "learned":
         if positions.max() >= cfg.block_size:
-            return model._run(ids, positions, allowed, caches, last_only)  # its error message
+            # the engine's forward raises the error that names the limit
+            return model.forward_positions(ids, positions, allowed, caches, last_only)
         x = x + tr.wpe.weight.data[positions]
     elif cfg.pos_encoding == "sinusoidal":
         x = x + sinusoidal_table(positions, cfg.n_embd, x.dtype)

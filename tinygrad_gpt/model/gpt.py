@@ -78,7 +78,9 @@ class GPT(Module):
                              f"for vocab_size {v} (allowed 0..{v - 1})")
         return ids.astype(np.int64, copy=False)
 
-    def _check_length(self, t: int) -> None:
+    def check_length(self, t: int) -> None:
+        """Refuse a sequence the positions cannot cover (learned positions: past block_size).
+        A public hook: the lab overrides it to show a model without the check."""
         cfg = self.config
         if cfg.pos_encoding == "learned" and t > cfg.block_size:
             raise ValueError(f"GPT: sequence length {t} exceeds block_size {cfg.block_size} "
@@ -105,22 +107,36 @@ class GPT(Module):
             return cos, sin
         return None
 
-    def _run(self, ids: np.ndarray, positions: np.ndarray, allowed: np.ndarray | None,
-             caches: list | None = None, last_only: bool = False) -> Tensor:
+    def position_vectors(self, positions: np.ndarray) -> Tensor | None:
+        """What is added to the token embeddings at `positions` (T,) or (B, T): a learned row
+        or a sinusoid; None for RoPE (it rotates queries and keys instead) and no positions.
+        A public hook: the lab overrides it with a hand-written lookup (mistake 7)."""
         cfg = self.config
-        tr = self.transformer
-        with name_scope("wte"):
-            x = tr.wte(ids)                                           # (B, T, C)
         if cfg.pos_encoding == "learned":
             if positions.max() >= cfg.block_size:
                 raise ValueError(f"GPT: position {int(positions.max())} is past block_size "
                                  f"{cfg.block_size} for learned positions (allowed 0.."
                                  f"{cfg.block_size - 1})")
+            return self.transformer.wpe(positions)
+        if cfg.pos_encoding == "sinusoidal":
+            dtype = self.transformer.wte.weight.dtype
+            return Tensor(sinusoidal_table(positions, cfg.n_embd, dtype))
+        return None
+
+    def forward_positions(self, ids: np.ndarray, positions: np.ndarray,
+                          allowed: np.ndarray | None, caches: list | None = None,
+                          last_only: bool = False) -> Tensor:
+        """Logits for checked ids (B, T) at explicit `positions`, with the attention mask
+        `allowed` (B|1, 1, T, Tk) and per-layer KV caches: what `forward` and `generate` call,
+        public for experiments that step a cache by hand (the lab's mistake 11)."""
+        cfg = self.config
+        tr = self.transformer
+        with name_scope("wte"):
+            x = tr.wte(ids)                                           # (B, T, C)
+        pos = self.position_vectors(positions)
+        if pos is not None:
             with name_scope("wpe"):
-                x = x + tr.wpe(positions)
-        elif cfg.pos_encoding == "sinusoidal":
-            with name_scope("wpe"):
-                x = x + Tensor(sinusoidal_table(positions, cfg.n_embd, x.dtype))
+                x = x + pos
         x = tr.drop(x)
         rope = self._positions_features(positions)
         for i, block in enumerate(tr.h):
@@ -142,7 +158,7 @@ class GPT(Module):
         ignored by the loss (mask_padding=False is mistake 8: the mask is ignored)."""
         ids = self._check_ids(idx)
         b, t = ids.shape
-        self._check_length(t)
+        self.check_length(t)
         allowed = np.tril(np.ones((t, t), dtype=bool))[None, None]    # (1, 1, T, T)
         positions = np.arange(t)
         mask = None
@@ -151,7 +167,7 @@ class GPT(Module):
             if self.config.mask_padding:
                 allowed = allowed & mask[:, None, None, :]            # (B, 1, T, T)
                 positions = np.maximum(np.cumsum(mask, axis=1) - 1, 0)
-        logits = self._run(ids, positions, allowed)
+        logits = self.forward_positions(ids, positions, allowed)
         loss = None
         if targets is not None:
             tg = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
@@ -186,7 +202,7 @@ class GPT(Module):
         self.eval()
         out = [ids]
         total = ids.shape[1]
-        run = self._run
+        run = self.forward_positions
         if decode.supported(self):  # numpy only: generation is per-op overhead bound
             run = functools.partial(decode.forward, self)
         try:
