@@ -256,7 +256,7 @@ def _describe(scene: Scene, result: object) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seed-doc", type=Path, default=SEED_DOC,
                     help="the seed markdown file (default: ../shared/seed/common-mistakes.md "
                          "beside the checkout)")
