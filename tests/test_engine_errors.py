@@ -175,6 +175,88 @@ CASES = {
                              "attention: inputs of shapes (2, 4, 12), (4, 4): allowed must be a "
                              "bool mask broadcastable to (B, n_head, T, T) = (2, 2, 4, 4), got "
                              "float32 (4, 4)"),
+    # numpy's spellings
+    "transpose 2-d pair is a permutation": (lambda: X.transpose(0, 0), ValueError,
+                                            "transpose: axes (0, 0) are not a permutation of the "
+                                            "2 axes of shape (2, 3): give no axes (reverse them "
+                                            "all), a permutation of all 2; use swapaxes(a, b) to "
+                                            "swap two axes"),
+    "transpose three of four": (lambda: f32(2, 3, 4, 5).transpose(0, 2, 1), ValueError,
+                                "transpose: axes (0, 2, 1) are not a permutation of the 4 axes "
+                                "of shape (2, 3, 4, 5): give no axes (reverse them all), a "
+                                "permutation of all 4 or two axes to swap"),
+    "transpose tuple pair": (lambda: f32(2, 3, 4).transpose((0, 2)), ValueError,
+                             "transpose: axes (0, 2) are not a permutation of the 3 axes of "
+                             "shape (2, 3, 4)"),
+    "transpose float axis": (lambda: X.transpose(1.0, 0), TypeError,
+                             "transpose: axes must be integers, got (1.0, 0) for a tensor of "
+                             "shape (2, 3)"),
+    "swapaxes": (lambda: X.swapaxes(0, 2), ValueError,
+                 "swapaxes: axis 2 out of range for shape (2, 3)"),
+    "squeeze non-1 axis": (lambda: f32(2, 1, 3).squeeze(2), ValueError,
+                           "squeeze: axis 2 has size 3, not 1, in shape (2, 1, 3); only size-1 "
+                           "axes can be squeezed"),
+    "squeeze axis range": (lambda: X.squeeze(3), ValueError,
+                           "squeeze: axis 3 is out of range for a tensor of shape (2, 3) "
+                           "(allowed -2..1)"),
+    "expand_dims range": (lambda: X.expand_dims(3), ValueError,
+                          "expand_dims: axis 3 is out of range for the 3-d result of expanding "
+                          "shape (2, 3) (allowed -3..2)"),
+    "expand_dims repeat": (lambda: X.expand_dims((0, -4)), ValueError,
+                           "expand_dims: axes (0, -4) name an axis twice"),
+    "unsqueeze tuple": (lambda: X.unsqueeze((0, 1)), TypeError,
+                        "unsqueeze: dim must be one integer, got (0, 1); expand_dims takes a "
+                        "tuple of axes"),
+    "unsqueeze range": (lambda: X.unsqueeze(-4), ValueError,
+                        "unsqueeze: axis -4 is out of range for the 3-d result of expanding "
+                        "shape (2, 3) (allowed -3..2)"),
+    "dot inner": (lambda: X.dot(f32(2, 4)), ValueError,
+                  "dot: (2, 3) . (2, 4): inner sizes 3 and 2 differ (the last axis of the first, "
+                  "the second-to-last axis of the second)"),
+    "dot inner 1-d": (lambda: X.dot(f32(2)), ValueError,
+                      "dot: (2, 3) . (2,): inner sizes 3 and 2 differ (the last axis of the "
+                      "first, the only axis of the second)"),
+    "dot dtypes": (lambda: X.dot(Tensor(np.ones((3, 2)))), TypeError,
+                   "dot: dtypes float32 and float64 differ; cast one with .astype() (the engine "
+                   "never upcasts float32 silently)"),
+    "minimum dtypes": (lambda: X.minimum(Tensor(np.ones(3))), TypeError,
+                       "minimum: dtypes float32 and float64 differ; cast one with .astype()"),
+    "minimum shapes": (lambda: X.minimum(f32(4)), ValueError,
+                       "minimum: shapes (2, 3) and (4,) do not broadcast"),
+    "std ddof": (lambda: X.std(axis=0, ddof=2), ValueError,
+                 "std: ddof=2 must be at least 0 and less than the 2 element(s) reduced over "
+                 "axis 0 of shape (2, 3)"),
+    "var ddof": (lambda: X.var(ddof=-1), ValueError,
+                 "var: ddof=-1 must be at least 0 and less than the 6 element(s) reduced over "
+                 "axis None of shape (2, 3)"),
+    "std axis": (lambda: X.std(axis=2), ValueError,
+                 "std: axis 2 is out of range for a tensor of shape (2, 3) (allowed -2..1)"),
+    "clip no bounds": (lambda: X.clip(), ValueError, "clip: give min, max or both (both are None)"),
+    "clip tensor bound": (lambda: X.clip(X, 1.0), TypeError,
+                          "clip: min must be a python or numpy scalar or None, got Tensor; for "
+                          "tensor bounds use x.maximum(lo).minimum(hi)"),
+    "rpow tensor base": (lambda: np.ones(3) ** X, TypeError,
+                         "rpow: in base ** tensor the base must be a python or numpy scalar, got "
+                         "ndarray"),
+    "float of many": (lambda: float(X), TypeError,
+                      "float: only a tensor with one element converts to a python float, this "
+                      "one has shape (2, 3)"),
+    "int of many": (lambda: int(f32(0)), TypeError,
+                    "int: only a tensor with one element converts to a python int, this one has "
+                    "shape (0,)"),
+    "zeros dtype positional": (lambda: Tensor.zeros((2, 3), np.float64), TypeError,
+                               "zeros: the shape must be non-negative integers, as zeros(2, 3) or "
+                               "zeros((2, 3)), got ((2, 3), <class 'numpy.float64'>); pass the "
+                               "dtype as dtype="),
+    "ones negative": (lambda: Tensor.ones(2, -1), TypeError,
+                      "ones: the shape must be non-negative integers"),
+    "zeros int dtype": (lambda: Tensor.zeros(2, dtype=np.int64), TypeError,
+                        "zeros: dtype must be float32 or float64, got <class 'numpy.int64'>"),
+    "randn seed and rng": (lambda: Tensor.randn(2, seed=0, rng=np.random.default_rng(0)),
+                           ValueError, "randn: give seed or rng, not both"),
+    "randn legacy rng": (lambda: Tensor.randn(2, rng=np.random.RandomState(0)), TypeError,
+                         "randn: rng must be a numpy Generator (np.random.default_rng(seed)), "
+                         "got RandomState"),
 }
 
 
@@ -281,14 +363,26 @@ def _np_masked_fill(a, mask):
     return np.where(mask, 0.0, a)
 
 
+def _np_transpose_rule(a, *axes):
+    """Our documented reading of transpose with integers, in numpy: ndim integers permute,
+    two integers on more than two axes swap, anything else is refused."""
+    if len(axes) == a.ndim:
+        return np.transpose(a, axes)
+    if len(axes) == 2 and a.ndim > 2:
+        return np.swapaxes(a, *axes)
+    raise ValueError("not a permutation and not a swap")
+
+
 def _np_softmax(a, axis):
     e = np.exp(a - a.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
 
 
-@settings(max_examples=60, deadline=None, derandomize=True)
+@settings(max_examples=120, deadline=None, derandomize=True)
 @given(SHAPES, st.integers(-4, 4), st.sampled_from(["sum", "max", "softmax", "getitem",
-                                                    "reshape", "transpose", "argmax", "var"]))
+                                                    "reshape", "transpose", "argmax", "var",
+                                                    "swapaxes", "squeeze", "expand_dims",
+                                                    "std"]))
 def test_axis_and_index_errors_name_the_op_or_match_numpy(shape, k, op):
     a = np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape)
     t = Tensor(a, requires_grad=True)
@@ -298,7 +392,11 @@ def test_axis_and_index_errors_name_the_op_or_match_numpy(shape, k, op):
         "softmax": (lambda: t.softmax(axis=k), lambda: _np_softmax(a, k)),
         "getitem": (lambda: t[k], lambda: a[k]),
         "reshape": (lambda: t.reshape(k, -1), lambda: a.reshape(k, -1)),
-        "transpose": (lambda: t.transpose(0, k), lambda: np.swapaxes(a, 0, k)),
+        "swapaxes": (lambda: t.swapaxes(0, k), lambda: np.swapaxes(a, 0, k)),
+        "transpose": (lambda: t.transpose(0, k), lambda: _np_transpose_rule(a, 0, k)),
+        "squeeze": (lambda: t.squeeze(k), lambda: np.squeeze(a, k)),
+        "expand_dims": (lambda: t.expand_dims(k), lambda: np.expand_dims(a, k)),
+        "std": (lambda: t.std(axis=k), lambda: a.std(axis=k)),
         "argmax": (lambda: t.argmax(axis=k), lambda: a.argmax(axis=k)),
         "var": (lambda: t.var(axis=k), lambda: a.var(axis=k)),
     }

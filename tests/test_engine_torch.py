@@ -468,6 +468,129 @@ def test_transformer_block_matches_torch():
         np.testing.assert_allclose(o.grad, t.grad.numpy(), atol=2e-5, rtol=1e-4)
 
 
+# ----------------------------------------------------------------------------- numpy's spellings
+
+@covers("std", "var")
+@FAST
+@given(shape_and_axis(), st.sampled_from([0, 1]))
+def test_std_and_var_with_ddof(sa, ddof):
+    shape, axis, keep = sa
+    dims = _dims(shape, axis)
+    n = int(np.prod([shape[d] for d in np.atleast_1d(dims)]))
+    if n <= ddof:
+        return  # refused with a clear error, tested in test_engine_errors
+    check([shape], lambda a: a.std(axis=axis, keepdims=keep, ddof=ddof),
+          lambda a: a.std(dim=dims, keepdim=keep, correction=ddof), atol=1e-4)
+    check([shape], lambda a: a.var(axis=axis, keepdims=keep, ddof=ddof),
+          lambda a: a.var(dim=dims, keepdim=keep, correction=ddof), atol=1e-4)
+
+
+@covers("std")
+def test_std_of_a_constant_row_has_zero_gradient_like_torch():
+    a = np.array([[1.0, 1.0, 1.0], [0.0, 1.0, 3.0]], np.float32)
+    check(None, lambda x: x.std(axis=-1), lambda x: x.std(dim=-1, correction=0), arrays=[a])
+
+
+@covers("clip")
+@FAST
+@given(SHAPE, st.sampled_from([(-0.5, 0.5), (None, 0.0), (0.25, None), (1.0, -1.0)]))
+def test_clip_like_torch_clamp(shape, bounds):
+    lo, hi = bounds
+    # a grid that puts values exactly on the bounds: torch.clamp passes the gradient there
+    a = (np.random.default_rng(2).integers(-8, 9, size=shape) / 8).astype(np.float32)
+    check(None, lambda x: x.clip(lo, hi), lambda x: torch.clamp(x, lo, hi), arrays=[a])
+
+
+@covers("rpow")
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning",
+                            "ignore:invalid value:RuntimeWarning")
+@FAST
+@given(SHAPE, st.sampled_from([2.0, 0.5, math.e, 10, 0.0, -2.0]))
+def test_scalar_to_the_power_of_a_tensor(shape, base):
+    # a half-integer grid: 0 ** 0 = 1, 0 ** negative = inf and (-2) ** 0.5 = nan, as in torch
+    a = (np.random.default_rng(4).integers(-4, 5, size=shape) / 2).astype(np.float32)
+    check(None, lambda x: base ** x, arrays=[a])
+
+
+@covers("pow", "mul")
+@FAST
+@given(SHAPE)
+def test_square_and_abs_protocol(shape):
+    check([shape], lambda x: x.square(), lambda x: torch.square(x))
+    check(None, lambda x: abs(x), arrays=[away_from_zero(shape)])
+
+
+@covers("maximum", "neg")
+@FAST
+@given(BCAST2)
+def test_minimum_splits_ties_like_torch(shapes):
+    a_shape, b_shape = shapes.input_shapes
+    rng = np.random.default_rng(6)
+    arrays = [rng.integers(-2, 3, size=s).astype(np.float32) for s in (a_shape, b_shape)]
+    check(None, lambda x, y: x.minimum(y), lambda x, y: torch.minimum(x, y), arrays=arrays)
+
+
+@covers("reshape")
+@FAST
+@given(array_shapes(min_dims=0, max_dims=4, min_side=1, max_side=3), st.data())
+def test_squeeze_expand_dims_unsqueeze(shape, data):
+    nd = len(shape)
+    check([shape], lambda x: x.squeeze(), lambda x: x.squeeze())
+    ones = [i for i, n in enumerate(shape) if n == 1]
+    if ones:
+        ax = data.draw(st.sampled_from(ones))
+        check([shape], lambda x: x.squeeze(ax), lambda x: x.squeeze(ax))
+    ax = data.draw(st.integers(-nd - 1, nd))
+    check([shape], lambda x: x.expand_dims(ax), lambda x: x.unsqueeze(ax))
+    check([shape], lambda x: x.unsqueeze(ax), lambda x: x.unsqueeze(ax))
+
+
+@covers("permute")
+@FAST
+@given(array_shapes(min_dims=1, max_dims=4, max_side=4), st.data())
+def test_transpose_reads_numpy_permutations_and_torch_swaps(shape, data):
+    nd = len(shape)
+    perm = data.draw(st.permutations(range(nd)))
+    a, b = data.draw(st.integers(-nd, nd - 1)), data.draw(st.integers(-nd, nd - 1))
+    check([shape], lambda x: x.transpose(*perm), lambda x: x.permute(*perm))
+    check([shape], lambda x: x.transpose(tuple(perm)), lambda x: x.permute(*perm))
+    check([shape], lambda x: x.swapaxes(a, b), lambda x: x.transpose(a, b))
+    if nd > 2:
+        check([shape], lambda x: x.transpose(a, b), lambda x: x.transpose(a, b))
+
+
+@st.composite
+def dot_shapes(draw):
+    """Shapes numpy's dot accepts: 0-d with anything, 1-D/2-D pairs, and N-D pairs."""
+    k = draw(st.integers(1, 4))
+    kind = draw(st.sampled_from(["scalar", "low", "nd"]))
+    if kind == "scalar":
+        return (), draw(array_shapes(min_dims=0, max_dims=3, max_side=3))
+    rank = (1, 2) if kind == "low" else (1, 4)
+    ra, rb = draw(st.integers(*rank)), draw(st.integers(*rank))
+    side = st.integers(1, 3)
+    a = tuple(draw(side) for _ in range(ra - 1)) + (k,)
+    b = (k,) if rb == 1 else tuple(draw(side) for _ in range(rb - 2)) + (k, draw(side))
+    return a, b
+
+
+def _torch_dot(x, y):
+    if x.dim() == 0 or y.dim() == 0:
+        return x * y
+    return torch.tensordot(x, y, dims=([-1], [0 if y.dim() == 1 else -2]))
+
+
+@covers("matmul", "reshape", "permute")
+@FAST
+@given(dot_shapes())
+def test_dot_has_numpy_semantics_at_every_rank(shapes):
+    a_shape, b_shape = shapes
+    rng = np.random.default_rng(8)
+    a, b = (rng.standard_normal(s).astype(np.float32) for s in (a_shape, b_shape))
+    assert Tensor(a).dot(Tensor(b)).shape == np.dot(a, b).shape
+    check(None, lambda x, y: x.dot(y), _torch_dot, arrays=[a, b], atol=1e-4)
+
+
 def test_every_op_is_compared_with_torch():
     missing = sorted(set(OPS) - COVERED)
     assert not missing, f"ops without a PyTorch comparison: {missing}"

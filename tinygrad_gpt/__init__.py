@@ -1,7 +1,8 @@
 """tinygrad_gpt: a reverse-mode tensor autograd engine on numpy and a GPT built on it, made to
 show how transformers learn and how they break."""
 from .engine import (Tensor, blas_threads, cat, detect_anomaly, enable_grad, gradcheck,
-                     name_scope, no_grad, record_gradients, stack, where)
+                     matmul, name_scope, no_grad, ones, ones_like, randn, record_gradients,
+                     stack, where, zeros, zeros_like)
 from . import functional, nn, optim
 from .model import GPT, GPTConfig
 
@@ -9,4 +10,5 @@ __version__ = "0.1.0"
 
 __all__ = ["Tensor", "cat", "stack", "where", "no_grad", "enable_grad", "name_scope",
            "detect_anomaly", "record_gradients", "gradcheck", "functional", "nn", "optim",
-           "GPT", "GPTConfig", "blas_threads"]
+           "GPT", "GPTConfig", "blas_threads", "zeros", "ones", "randn", "zeros_like",
+           "ones_like", "matmul"]

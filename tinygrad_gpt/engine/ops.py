@@ -465,3 +465,59 @@ def compare(a, b, *, op):
     fn = {"lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal,
           "eq": np.equal, "ne": np.not_equal}[op]
     return fn(a, b), None
+
+
+# ----------------------------------------------------------------------------- numpy's names
+# Primitives behind numpy-named Tensor methods that no composition of the ops above gets right:
+# std's gradient at a constant row, clip's gradient at its bounds, and scalar ** tensor.
+
+@register("std")
+def std(a, *, axis=None, keepdims=False, ddof=0):
+    """out = sqrt(sum((a - mean a)^2) / (n - ddof)) over axis (numpy's std; ddof=0 default);
+    da = g (a - mean a) / ((n - ddof) out), and 0 where out = 0 (like torch: sqrt's slope is
+    infinite there, a constant row has no direction to move)"""
+    axes = _norm_axis(axis, a.ndim)
+    n = 1
+    for ax in axes:
+        n *= a.shape[ax]
+    d = a - np.mean(a, axis=axes, keepdims=True)
+    out_k = np.sqrt(np.sum(d * d, axis=axes, keepdims=True) / (n - ddof))
+    zero = np.zeros((), dtype=a.dtype)
+
+    def backward(g):
+        gk = _expand(g, a.shape, axes, keepdims)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(out_k > 0, gk / ((n - ddof) * out_k), zero)
+        return (scale * d,)
+    return (out_k if keepdims else np.squeeze(out_k, axis=axes)), backward
+
+
+@register("clip")
+def clip(a, *, lo=None, hi=None):
+    """out = min(max(a, lo), hi), a missing bound being no bound (numpy's clip);
+    da = g [lo <= a <= hi] (torch.clamp's mask: a value on a bound passes the gradient, one
+    outside gets 0)"""
+    out, keep = a, np.ones(a.shape, dtype=bool)
+    if lo is not None:
+        lo = a.dtype.type(lo)
+        out, keep = np.maximum(out, lo), keep & (a >= lo)
+    if hi is not None:
+        hi = a.dtype.type(hi)
+        out, keep = np.minimum(out, hi), keep & (a <= hi)
+    return out, lambda g: (g * keep,)
+
+
+@register("rpow")
+def rpow(a, *, base: float):
+    """out = base ** a (base a python scalar);  da = g out ln(base), and 0 where base = 0 and
+    a >= 0 (like torch: 0 ** a is flat there)"""
+    b = a.dtype.type(base)
+    out = np.power(b, a)
+
+    def backward(g):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ga = g * out * np.log(b)
+        if base == 0:
+            ga = np.where(a >= 0, np.zeros((), dtype=ga.dtype), ga)
+        return (ga,)
+    return out, backward

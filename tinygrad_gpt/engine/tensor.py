@@ -311,8 +311,11 @@ class Tensor:
         self._nonempty("min")
         return apply("min", self, axis=self._axis("min", axis), keepdims=keepdims)
 
-    def var(self, axis=None, keepdims=False):
-        return apply("var", self._float(), axis=self._axis("var", axis), keepdims=keepdims)
+    def var(self, axis=None, keepdims=False, ddof=0):
+        """numpy's var: mean squared deviation over axis, times n / (n - ddof) when ddof > 0."""
+        n = self._reduced_count("var", axis, ddof)
+        out = apply("var", self._float(), axis=self._axis("var", axis), keepdims=keepdims)
+        return out * (n / (n - ddof)) if ddof else out
 
     def _nonempty(self, name):
         if self.data.size == 0:
@@ -354,19 +357,40 @@ class Tensor:
                              f"{nd} axes of shape {self.shape}")
         return apply("permute", self, axes=norm)
 
-    def transpose(self, axis1: int | None = None, axis2: int | None = None) -> "Tensor":
-        """No arguments: reverse all axes (numpy's .T). Two axes: swap them."""
+    def transpose(self, *axes) -> "Tensor":
+        """numpy's and PyTorch's transpose in one method:
+
+        - no arguments: reverse all axes (numpy's `.T`);
+        - a permutation of all ndim axes, as one tuple or as ndim integers, permutes as numpy
+          does: `x.transpose(0, 2, 1, 3)` and `x.transpose((0, 2, 1, 3))` are the same;
+        - exactly two integers on a tensor of more than two axes swap those two axes, as
+          PyTorch's `transpose(dim0, dim1)` does.
+
+        On a 2-D tensor two integers are a full permutation, so numpy's reading wins: (1, 0)
+        swaps (both libraries agree) but (0, 1), and likewise (-2, -1), leaves the tensor as it is,
+        where PyTorch would swap. `swapaxes(a, b)` swaps at every rank in both libraries; use it
+        in code that must also work on 2-D tensors (e.g. `k.swapaxes(-2, -1)`)."""
         nd = self.ndim
-        if axis1 is None and axis2 is None:
+        if not axes:
             return self.permute(tuple(range(nd))[::-1])
-        if axis1 is None or axis2 is None:
-            raise ValueError("transpose: give both axes or none")
-        axes = list(range(nd))
-        for ax in (axis1, axis2):
+        as_tuple = len(axes) == 1 and isinstance(axes[0], (tuple, list))
+        given = tuple(axes[0]) if as_tuple else axes
+        for ax in given:
+            if isinstance(ax, (bool, np.bool_)) or not isinstance(ax, (int, np.integer)):
+                raise TypeError(f"transpose: axes must be integers, got {given!r} for a tensor "
+                                f"of shape {self.shape}")
+        for ax in given:
             if not -nd <= ax < nd:
                 raise ValueError(f"transpose: axis {ax} out of range for shape {self.shape}")
-        axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
-        return self.permute(tuple(axes))
+        if len(given) == 2 and nd > 2 and not as_tuple:
+            return self.swapaxes(*given)
+        norm = sorted(int(ax) % nd for ax in given)
+        if len(given) != nd or norm != list(range(nd)):
+            hint = " or two axes to swap" if nd > 2 else "; use swapaxes(a, b) to swap two axes"
+            raise ValueError(f"transpose: axes {tuple(given)} are not a permutation of the {nd} "
+                             f"axes of shape {self.shape}: give no axes (reverse them all), a "
+                             f"permutation of all {nd}{hint}")
+        return self.permute(tuple(given))
 
     def expand(self, *shape) -> "Tensor":
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
@@ -404,6 +428,179 @@ class Tensor:
 
     def log_softmax(self, axis: int = -1) -> "Tensor":
         return apply("log_softmax", self._float(), axis=self._axis("log_softmax", axis))
+
+    # ------------------------------------------------------------------ numpy's spellings
+    # The numpy (and PyTorch) names a learner already types. Each is a composition of the
+    # methods above or one of the primitives at the end of ops.py (std, clip, rpow);
+    # NUMPY_NAMES at the end of this module lists them for the README's table.
+
+    def __abs__(self) -> "Tensor":
+        return self.abs()
+
+    def __float__(self) -> float:
+        return float(self._one_element("float"))
+
+    def __int__(self) -> int:
+        return int(self._one_element("int"))
+
+    def _one_element(self, name: str):
+        if self.data.size != 1:
+            raise TypeError(f"{name}: only a tensor with one element converts to a python "
+                            f"{name}, this one has shape {self.shape}")
+        return self.data.item()
+
+    def __rpow__(self, base) -> "Tensor":
+        """`base ** x` for a python or numpy scalar base: out = base^x, d/dx = ln(base) base^x.
+        Integer data becomes float32 first."""
+        if isinstance(base, (bool, np.bool_)) or \
+                not isinstance(base, (int, float, np.integer, np.floating)):
+            raise TypeError("rpow: in base ** tensor the base must be a python or numpy scalar, "
+                            f"got {type(base).__name__}")
+        return apply("rpow", self._float(), base=float(base))
+
+    def square(self) -> "Tensor":
+        """x ** 2 (numpy's square)."""
+        return self ** 2
+
+    def minimum(self, other) -> "Tensor":
+        """Elementwise min (numpy's minimum): -max(-a, -b), so ties split evenly like maximum."""
+        a, b = _match_dtypes("minimum", self, self._coerce(other))
+        try:
+            np.broadcast_shapes(a.shape, b.shape)
+        except ValueError:
+            raise ValueError(f"minimum: shapes {a.shape} and {b.shape} do not broadcast") \
+                from None
+        return -((-a).maximum(-b))
+
+    def _reduced_count(self, name: str, axis, ddof) -> int:
+        """Elements per reduction over `axis`, after checking that ddof leaves some freedom."""
+        axis = self._axis(name, axis)
+        if axis is None or self.ndim == 0:
+            n = self.size
+        else:
+            axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+            n = int(np.prod([self.shape[int(a) % self.ndim] for a in set(axes)]))
+        if ddof < 0 or (ddof and ddof >= n):  # ddof=0 keeps numpy's NaN for an empty axis
+            raise ValueError(f"{name}: ddof={ddof} must be at least 0 and less than the {n} "
+                             f"element(s) reduced over axis {axis} of shape {self.shape}")
+        return n
+
+    def std(self, axis=None, keepdims=False, ddof=0) -> "Tensor":
+        """numpy's std: sqrt(sum((x - mean)^2) / (n - ddof)) over axis. ddof=0 is numpy's
+        default; PyTorch's `std` defaults to the unbiased ddof=1 (its `correction`)."""
+        self._reduced_count("std", axis, ddof)
+        return apply("std", self._float(), axis=self._axis("std", axis), keepdims=keepdims,
+                     ddof=ddof)
+
+    def clip(self, min=None, max=None) -> "Tensor":  # min, max: numpy's and torch's keywords
+        """numpy's clip (PyTorch's clamp) with scalar bounds; either may be None. The gradient is
+        1 where min <= x <= max, a value on a bound included (torch.clamp's rule), else 0."""
+        for which, b in (("min", min), ("max", max)):
+            if b is not None and (isinstance(b, (bool, np.bool_)) or
+                                  not isinstance(b, (int, float, np.integer, np.floating))):
+                raise TypeError(f"clip: {which} must be a python or numpy scalar or None, got "
+                                f"{type(b).__name__}; for tensor bounds use "
+                                "x.maximum(lo).minimum(hi)")
+        if min is None and max is None:
+            raise ValueError("clip: give min, max or both (both are None)")
+        x = self
+        if x.dtype.kind != "f" and any(b is not None and not float(b).is_integer()
+                                       for b in (min, max)):
+            x = x._float()
+        return apply("clip", x, lo=min, hi=max)
+
+    def squeeze(self, axis=None) -> "Tensor":
+        """numpy's squeeze: drop every size-1 axis, or the ones named. Naming an axis whose size
+        is not 1 is an error, as in numpy (PyTorch leaves such an axis silently)."""
+        nd = self.ndim
+        if axis is None:
+            drop = {i for i, n in enumerate(self.shape) if n == 1}
+        else:
+            axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+            self._axis("squeeze", axes)
+            drop = {int(a) % nd for a in axes} if nd else set()
+            if len(drop) != len(axes) and nd:
+                raise ValueError(f"squeeze: axes {axes} name an axis twice")
+            for a in sorted(drop):
+                if self.shape[a] != 1:
+                    raise ValueError(f"squeeze: axis {a} has size {self.shape[a]}, not 1, in "
+                                     f"shape {self.shape}; only size-1 axes can be squeezed")
+        return self.reshape(tuple(n for i, n in enumerate(self.shape) if i not in drop))
+
+    def expand_dims(self, axis) -> "Tensor":
+        """numpy's expand_dims: insert size-1 axes at the given positions of the result."""
+        return self._insert_axes("expand_dims", axis)
+
+    def unsqueeze(self, dim: int) -> "Tensor":
+        """PyTorch's unsqueeze: insert one size-1 axis at position `dim` of the result."""
+        if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)):
+            raise TypeError(f"unsqueeze: dim must be one integer, got {dim!r}; expand_dims takes "
+                            "a tuple of axes")
+        return self._insert_axes("unsqueeze", dim)
+
+    def _insert_axes(self, name: str, axis) -> "Tensor":
+        axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+        out_nd = self.ndim + len(axes)
+        for a in axes:
+            if not -out_nd <= a < out_nd:
+                raise ValueError(f"{name}: axis {a} is out of range for the {out_nd}-d result "
+                                 f"of expanding shape {self.shape} (allowed "
+                                 f"{-out_nd}..{out_nd - 1})")
+        new = {int(a) % out_nd for a in axes}
+        if len(new) != len(axes):
+            raise ValueError(f"{name}: axes {axes} name an axis twice")
+        rest = iter(self.shape)
+        return self.reshape(tuple(1 if i in new else next(rest) for i in range(out_nd)))
+
+    def swapaxes(self, axis1: int, axis2: int) -> "Tensor":
+        """Swap two axes (numpy's swapaxes, PyTorch's transpose(dim0, dim1)) at any rank."""
+        nd = self.ndim
+        for ax in (axis1, axis2):
+            if not -nd <= ax < nd:
+                raise ValueError(f"swapaxes: axis {ax} out of range for shape {self.shape}")
+        axes = list(range(nd))
+        axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
+        return self.permute(tuple(axes))
+
+    def dot(self, other) -> "Tensor":
+        """numpy's dot. A 0-d operand multiplies; 1-D and 2-D operands are matmul. For N-D,
+        dot(a, b)[i, j, k, m] = sum(a[i, j, :] * b[k, :, m]): the last axis of a against the
+        second-to-last of b, every other axis kept (not matmul's batching: use @ for that)."""
+        a, b = _match_dtypes("dot", self, self._coerce(other))
+        if a.ndim == 0 or b.ndim == 0:
+            return a * b
+        ka = a.shape[-1]
+        kb = b.shape[0] if b.ndim == 1 else b.shape[-2]
+        if ka != kb:
+            where_b = "only" if b.ndim == 1 else "second-to-last"
+            raise ValueError(f"dot: {a.shape} . {b.shape}: inner sizes {ka} and {kb} differ "
+                             f"(the last axis of the first, the {where_b} axis of the second)")
+        if a.ndim == 1 or b.ndim == 1 or (a.ndim == 2 and b.ndim == 2):
+            return matmul(a, b)  # here numpy's dot and matmul agree
+        # move b's contracted axis to the front, flatten both to 2-D, one matmul
+        nb = b.ndim
+        bt = b.permute((nb - 2,) + tuple(range(nb - 2)) + (nb - 1,))
+        rows = int(np.prod(a.shape[:-1]))
+        cols = int(np.prod(b.shape[:-2])) * b.shape[-1]
+        out = matmul(a.reshape(rows, ka), bt.reshape(kb, cols))
+        return out.reshape(a.shape[:-1] + b.shape[:-2] + b.shape[-1:])
+
+    @staticmethod
+    def zeros(*shape, dtype=np.float32, requires_grad: bool = False) -> "Tensor":
+        """A tensor of zeros: `Tensor.zeros(2, 3)` or `Tensor.zeros((2, 3))`; float32 unless
+        dtype=np.float64."""
+        return zeros(*shape, dtype=dtype, requires_grad=requires_grad)
+
+    @staticmethod
+    def ones(*shape, dtype=np.float32, requires_grad: bool = False) -> "Tensor":
+        """A tensor of ones, shaped like `Tensor.zeros`."""
+        return ones(*shape, dtype=dtype, requires_grad=requires_grad)
+
+    @staticmethod
+    def randn(*shape, seed: int | None = None, rng: np.random.Generator | None = None,
+              dtype=np.float32, requires_grad: bool = False) -> "Tensor":
+        """Standard normal samples; see the module-level `randn` for where they come from."""
+        return randn(*shape, seed=seed, rng=rng, dtype=dtype, requires_grad=requires_grad)
 
 
 def _const(arr: np.ndarray) -> Tensor:
@@ -575,3 +772,136 @@ def where(cond, a, b) -> Tensor:
             from None
     return apply("where", _const(c), a, b)
 
+
+
+# ------------------------------------------------------------------ numpy-style constructors
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _shape_arg(name: str, shape: tuple) -> tuple:
+    """`f(2, 3)` and `f((2, 3))` both mean shape (2, 3), as in PyTorch; numpy takes the tuple."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    if not all(isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_)) and
+               n >= 0 for n in shape):
+        raise TypeError(f"{name}: the shape must be non-negative integers, as {name}(2, 3) or "
+                        f"{name}((2, 3)), got {shape!r}; pass the dtype as dtype=")
+    return tuple(int(n) for n in shape)
+
+
+def _float_dtype(name: str, dtype) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in _FLOATS:
+        raise TypeError(f"{name}: dtype must be float32 or float64, got {dtype!r}")
+    return dt
+
+
+def zeros(*shape, dtype=np.float32, requires_grad: bool = False) -> Tensor:
+    """A tensor of zeros (numpy.zeros): `zeros(2, 3)` or `zeros((2, 3))`, float32 by default."""
+    dt = _float_dtype("zeros", dtype)
+    return Tensor(np.zeros(_shape_arg("zeros", shape), dtype=dt), requires_grad=requires_grad)
+
+
+def ones(*shape, dtype=np.float32, requires_grad: bool = False) -> Tensor:
+    """A tensor of ones (numpy.ones): `ones(2, 3)` or `ones((2, 3))`, float32 by default."""
+    dt = _float_dtype("ones", dtype)
+    return Tensor(np.ones(_shape_arg("ones", shape), dtype=dt), requires_grad=requires_grad)
+
+
+def randn(*shape, seed: int | None = None, rng: np.random.Generator | None = None,
+          dtype=np.float32, requires_grad: bool = False) -> Tensor:
+    """Standard normal samples (numpy.random.randn's shape arguments), float32 by default.
+
+    They come from `rng` (a numpy Generator, advanced by the draw) or from
+    `np.random.default_rng(seed)`. With neither, from a fresh generator seeded by the operating
+    system: a different draw on every call, and never numpy's global random state. Pass a seed
+    or an rng wherever a run must be reproducible."""
+    shape = _shape_arg("randn", shape)
+    dt = _float_dtype("randn", dtype)
+    if seed is not None and rng is not None:
+        raise ValueError("randn: give seed or rng, not both")
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise TypeError(f"randn: rng must be a numpy Generator (np.random.default_rng(seed)), "
+                        f"got {type(rng).__name__}")
+    gen = rng if rng is not None else np.random.default_rng(seed)
+    return Tensor(gen.standard_normal(shape, dtype=dt), requires_grad=requires_grad)
+
+
+def zeros_like(t: Tensor, dtype=None, requires_grad: bool = False) -> Tensor:
+    """Zeros of t's shape, with t's dtype unless dtype= (float32 or float64) is given."""
+    data = t.data if isinstance(t, Tensor) else np.asarray(t)
+    dt = data.dtype if dtype is None else _float_dtype("zeros_like", dtype)
+    return Tensor(np.zeros(data.shape, dtype=dt), requires_grad=requires_grad)
+
+
+def ones_like(t: Tensor, dtype=None, requires_grad: bool = False) -> Tensor:
+    """Ones of t's shape, with t's dtype unless dtype= (float32 or float64) is given."""
+    data = t.data if isinstance(t, Tensor) else np.asarray(t)
+    dt = data.dtype if dtype is None else _float_dtype("ones_like", dtype)
+    return Tensor(np.ones(data.shape, dtype=dt), requires_grad=requires_grad)
+
+
+# ------------------------------------------------------------------ the numpy subset, as a table
+# One row per spelling the engine speaks: (engine, numpy, PyTorch, primitives in ops.OPS it runs
+# on). The README's table is generated from these rows (`numpy_table`), and a test checks that
+# every name here exists and every primitive of ops.py appears in some row.
+
+NUMPY_NAMES: tuple = (
+    ("`x + y`, `x - y`, `x * y`, `x / y`, `-x`", "same, broadcasting", "same",
+     ("add", "sub", "mul", "div", "neg")),
+    ("`x ** 3`, `x.square()`", "`x ** 3`, `np.square`", "same", ("pow",)),
+    ("`2.0 ** x`", "same", "same", ("rpow",)),
+    ("`x @ y`, `matmul(x, y)`", "same", "same", ("matmul",)),
+    ("`x.dot(y)`", "`np.dot` (every rank)", "`torch.tensordot(x, y, ([-1], [-2]))`",
+     ("matmul", "reshape", "permute", "mul")),
+    ("`x.maximum(y)`, `x.minimum(y)`", "`np.maximum`, `np.minimum`", "`torch.maximum`, "
+     "`torch.minimum`", ("maximum", "neg")),
+    ("`x.exp()`, `log`, `sqrt`, `tanh`", "`np.exp`, ...", "same", ("exp", "log", "sqrt", "tanh")),
+    ("`x.sigmoid()`, `relu`, `gelu`", "(none)", "`torch.sigmoid`, `relu`, `F.gelu`",
+     ("sigmoid", "relu", "gelu")),
+    ("`abs(x)`, `x.abs()`", "`np.abs`", "same", ("abs",)),
+    ("`x.clip(min, max)`", "`np.clip`", "`torch.clamp`", ("clip",)),
+    ("`x.sum(axis, keepdims)`, `mean`, `max`, `min`", "same", "`dim=`, `keepdim=`; "
+     "`torch.amax`, `amin`", ("sum", "mean", "max", "min")),
+    ("`x.var(axis, keepdims, ddof=0)`", "`np.var`", "`torch.var(correction=ddof)`",
+     ("var", "mul")),
+    ("`x.std(axis, keepdims, ddof=0)`", "`np.std`", "`torch.std(correction=ddof)`", ("std",)),
+    ("`x.argmax(axis)` (no gradient)", "`np.argmax`", "`torch.argmax`", ("argmax",)),
+    ("`x.softmax(axis)`, `log_softmax`", "(none)", "`torch.softmax`, `log_softmax`",
+     ("softmax", "log_softmax")),
+    ("`x.reshape(...)`, `view`, `flatten`", "`np.reshape`, `ravel`", "same", ("reshape",)),
+    ("`x.T`, `x.transpose()`, `x.transpose(0, 2, 1, 3)`", "`np.transpose`", "`x.permute`",
+     ("permute",)),
+    ("`x.transpose(1, 2)` on 3+ axes, `x.swapaxes(a, b)`", "`np.swapaxes`",
+     "`torch.transpose`", ("permute",)),
+    ("`x.permute(0, 2, 1)`", "`np.transpose`", "same", ("permute",)),
+    ("`x.squeeze(axis)`", "`np.squeeze`", "`torch.squeeze`", ("reshape",)),
+    ("`x.expand_dims(axis)`, `x.unsqueeze(dim)`", "`np.expand_dims`", "`torch.unsqueeze`",
+     ("reshape",)),
+    ("`x.expand(shape)`", "`np.broadcast_to`", "same", ("expand",)),
+    ("`x[1:, ::-2]`, `x[ids]`, `x[mask]`", "same", "same (no negative steps)", ("getitem",)),
+    ("`x.masked_fill(mask, v)`", "`np.where(mask, v, x)`", "same", ("masked_fill",)),
+    ("`x < y`, `<=`, `>`, `>=` (no gradient)", "same", "same", ("compare",)),
+    ("`x.astype(np.float64)`", "same", "`x.to(torch.float64)`", ("astype",)),
+    ("`x.detach()`", "(none)", "same", ("detach",)),
+    ("`cat(xs, axis)`, `stack`, `where`", "`np.concatenate`, `np.stack`, `np.where`",
+     "`torch.cat`, `stack`, `where`", ("cat", "stack", "where")),
+    ("`float(x)`, `int(x)`, `x.item()`", "same", "same", ()),
+    ("`zeros(2, 3)`, `ones`, `zeros_like`, `ones_like`, `Tensor.zeros`", "`np.zeros`, ...",
+     "`torch.zeros`, ...", ()),
+    ("`randn(2, 3, seed=0)`, `Tensor.randn`", "`np.random.default_rng(0).standard_normal`",
+     "`torch.randn`", ()),
+)
+
+
+def numpy_table() -> str:
+    """The README's table of the numpy subset, in markdown, from `NUMPY_NAMES`."""
+    lines = ["| engine | numpy | PyTorch | primitives |", "| --- | --- | --- | --- |"]
+    for engine, numpy_name, torch_name, prims in NUMPY_NAMES:
+        made_of = ", ".join(f"`{p}`" for p in prims) or "(none: data, no graph)"
+        lines.append(f"| {engine} | {numpy_name} | {torch_name} | {made_of} |")
+    return "\n".join(lines)
