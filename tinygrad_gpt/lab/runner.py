@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import fast
 from ..viz import Report, atomic_write
-from .base import MISTAKES, TIERS, Measured, Mistake, Result
+from .base import MISTAKES, TIERS, Measured, Mistake, Result, fmt
 from .common import blas_threads, lab_data, min_corpus_chars, progress_label
 
 Echo = Callable[[str], None]
@@ -54,23 +54,6 @@ def select(only: Sequence[str | int] | str | None) -> list[Mistake]:
 
 
 # ---------------------------------------------------------------------------- plain data
-
-def fmt(v: Any) -> str:
-    """A metric value for a table cell: 4 significant digits, lists shortened."""
-    if v is None:
-        return ""
-    if isinstance(v, (bool, np.bool_)):
-        return "yes" if v else "no"
-    if isinstance(v, (int, np.integer)):
-        return f"{int(v):,}"
-    if isinstance(v, (float, np.floating)):
-        return f"{float(v):.4g}"
-    if isinstance(v, (list, tuple)):
-        items = [fmt(a) for a in v]
-        return "[" + ", ".join(items if len(items) <= 8 else items[:3] + ["..."] + items[-3:]) \
-            + "]"
-    return str(v)
-
 
 def plain(obj: Any, finite: bool = False) -> Any:
     """Builtin Python data: numpy scalars and arrays to numbers and lists, tuples to lists,
@@ -413,7 +396,7 @@ def run_one(slug: str | int, args: argparse.Namespace) -> Result:
     """Run one mistake as an example script does and print its verdict, metrics and
     pictures."""
     result = run_mistake(slug, args.quick, args.seed, args.out, progress=True)
-    print(result.describe(fmt))
+    print(result.describe())
     if result.error:
         print(f"the experiment failed: {result.error}")
     return result
