@@ -125,16 +125,18 @@ def one_line(err: BaseException) -> str:
 
 
 def run_task(task: Task) -> dict[str, Any]:
-    """Run one experiment and return plain data: slug, number, title, tier, seed, corpus,
-    settings, metrics, series, figures (what the pictures draw), facts, notes, reproduced,
-    symptom, verdict, elapsed_s and error ("" or "Type: message", with the traceback in notes). An
-    experiment that raises is returned as failed, never raised."""
+    """Run one experiment and return plain data: slug, number, title, module, tier, seed,
+    corpus, settings, metrics, series, figures (what the pictures draw), facts, notes,
+    reproduced, symptom, verdict, elapsed_s and error ("" or "Type: message", with the
+    traceback in notes). An experiment that raises is returned as failed, never raised; a task
+    naming no registered mistake or no tier raises ValueError."""
     mistake = _mistake(task)
     if task.tier not in TIERS:
         raise ValueError(f"lab: tier must be one of {TIERS}, got {task.tier!r}")
     settings = mistake.settings(task.tier) if task.settings is None else dict(task.settings)
     out: dict[str, Any] = {"slug": mistake.slug, "number": mistake.number,
-                           "title": mistake.title, "tier": task.tier, "seed": task.seed,
+                           "title": mistake.title, "module": mistake.module,
+                           "tier": task.tier, "seed": task.seed,
                            "corpus": task.corpus, "settings": plain(settings),
                            "symptom": mistake.symptom}
     t0 = time.perf_counter()
@@ -165,7 +167,7 @@ def draw_pictures(result: dict, out_dir: str | Path) -> tuple[list[str], dict[st
     named in `problems` and the others are still drawn."""
     if result.get("error"):
         return [], {}, ""
-    mistake = _mistake(Task(result["slug"]))
+    mistake = _mistake(Task(result["slug"], module=result.get("module", "")))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     pictures: list[str] = []
@@ -256,7 +258,8 @@ def run_lab(only: Sequence[str | int] | str | None = None, quick: bool = False,
 def finish_lab(tasks: Sequence[Task], results: Iterable[dict], out_dir: str | Path,
                elapsed: float) -> list[Result]:
     """Draw every picture and write DIR/results.json and DIR/index.html from the tasks'
-    results (in the tasks' order), once; returns the results with their pictures."""
+    results (in the tasks' order, one per mistake: pictures are named by mistake), once;
+    returns the results with their pictures."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     raw = list(results)
