@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..model import GPT
-from .base import Figure, Measured, Mistake, register
+from .base import HARM, MECHANISM, NOT_SEEN, Figure, Measured, Mistake, Verdict, register
 from .common import (LabData, build_model, fixed_batch, init_grad_norms, small_config, spikes,
                      span, tail_mean, train)
 from .plotting import plot
@@ -70,12 +70,22 @@ def measure(settings: dict, seed: int, data: LabData) -> Measured:
     return Measured(metrics, {"grad_by_layer_init": grads, "loss": losses})
 
 
-def verdict(metrics: dict, settings: dict) -> tuple[bool, str]:
+# post-norm "trains badly" when it ends this much above pre-norm (nats) or diverges
+LOSS_MARGIN = 0.1
+
+
+def verdict(metrics: dict, settings: dict) -> Verdict:
     w, f, mx = metrics["wrong"], metrics["fixed"], metrics["mixed"]
-    # the symptom: layers out of balance at init (>= 5x spread) where pre-norm stays within 2x
-    reproduced = bool(w["grad_span_init"] > 5 and mx["grad_span_init"] > 5
-                      and f["grad_span_init"] < 2)
-    return reproduced, (
+    # the mechanism: layers out of balance at init (>= 5x spread) where pre-norm stays within
+    # 2x; the harm: post-norm training worse than pre-norm (not seen at this size: NOTES)
+    imbalance = bool(w["grad_span_init"] > 5 and mx["grad_span_init"] > 5
+                     and f["grad_span_init"] < 2)
+    worse = bool(w["diverged"] or w["val_loss"] > f["val_loss"] + LOSS_MARGIN)
+    kind = HARM if imbalance and worse else MECHANISM if imbalance else NOT_SEEN
+    words = (f"gradient spread across blocks at init, {w['grad_span_init']:.0f}x post-norm "
+             f"against {f['grad_span_init']:.1f}x pre-norm; validation loss "
+             f"{w['val_loss'] - f['val_loss']:+.2f} nats")
+    return Verdict(kind, words,
         f"at initialization the block gradients span {w['grad_span_init']:.1f}x with "
         f"post-norm and {mx['grad_span_init']:.1f}x mixed, against "
         f"{f['grad_span_init']:.2f}x with pre-norm; after {settings['steps']} steps at lr "

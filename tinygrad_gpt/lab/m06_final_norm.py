@@ -11,7 +11,7 @@ import numpy as np
 
 from ..engine import no_grad
 from ..model import GPT
-from .base import Figure, Measured, Mistake, register
+from .base import HARM, MECHANISM, NOT_SEEN, Figure, Measured, Mistake, Verdict, register
 from .common import (LabData, build_model, evaluate, fixed_batch, residual_norms, small_config,
                      spikes, tail_mean, train)
 from .plotting import figure
@@ -107,13 +107,22 @@ def measure(settings: dict, seed: int, data: LabData) -> Measured:
                     facts={"vocab_size": data.vocab_size})
 
 
-def verdict(metrics: dict, context: dict) -> tuple[bool, str]:
+# the harm: without ln_f the validation loss ends this much higher (nats)
+LOSS_MARGIN = 0.1
+
+
+def verdict(metrics: dict, context: dict) -> Verdict:
     w, f = metrics["wrong"], metrics["fixed"]
     # the symptom: what the head reads has no scale of its own; with ln_f it stays ~1
     # (the validation loss is reported, not judged: see NOTES)
-    reproduced = bool(w["head_input_growth"] > 10 and 0.3 < f["head_input_growth"] < 3
-                      and w["logit_std_init"] < 0.1 * f["logit_std_init"])
-    return reproduced, (
+    drifts = bool(w["head_input_growth"] > 10 and 0.3 < f["head_input_growth"] < 3
+                  and w["logit_std_init"] < 0.1 * f["logit_std_init"])
+    worse = bool(w["val_loss"] > f["val_loss"] + LOSS_MARGIN)
+    kind = HARM if drifts and worse else MECHANISM if drifts else NOT_SEEN
+    words = (f"head input drifts {w['head_input_growth']:.0f}x in training without ln_f "
+             f"against {f['head_input_growth']:.1f}x with it; validation loss "
+             f"{w['val_loss'] - f['val_loss']:+.2f} nats")
+    return Verdict(kind, words,
         f"without ln_f the head reads the raw stream: RMS {w['head_input_rms_init']:.3g} "
         f"at init (logit std {w['logit_std_init']:.2g}, loss ln(vocab) "
         f"{w['loss_init_minus_ln_vocab']:+.4f}), {w['head_input_rms_trained']:.3g} after "
