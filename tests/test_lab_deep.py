@@ -100,13 +100,17 @@ def test_residual_harm_is_a_stall_at_the_unigram_loss():
 def test_ffn_harm_is_a_gap_at_equal_steps_beyond_the_margin():
     ctx = {"steps": 10, "n_embd": 16, "target_non_embedding": 6592}
 
-    def m(gap):
+    def m(gap, equal_params_gap=0.0):
         side = {"n_embd_equal_params": 16, "val_loss_equal_params": 2.5}
-        return {"wrong": {**side, "d_ff_ratio": 1, "val_loss": 2.5 + gap, "val_loss_gap": gap},
+        return {"wrong": {**side, "d_ff_ratio": 1, "val_loss": 2.5 + gap, "val_loss_gap": gap,
+                          "val_loss_equal_params": 2.5 + equal_params_gap},
                 "fixed": {**side, "d_ff_ratio": 4, "val_loss": 2.5, "val_loss_gap": 0.0}}
     assert m03.deep_verdict(m(0.08), ctx).kind == HARM
-    v = m03.deep_verdict(m(0.03), ctx)
-    assert v.kind == NOT_SEEN and "+0.030 nats behind 4d" in v.symptom
+    # a small gap, gone at equal parameters: capacity
+    v = m03.deep_verdict(m(0.03, -0.04), ctx)
+    assert v.kind == MECHANISM and "+0.030 nats behind 4d" in v.symptom
+    assert m03.deep_verdict(m(0.03, 0.03), ctx).kind == NOT_SEEN     # small and not capacity
+    assert m03.deep_verdict(m(0.005), ctx).kind == NOT_SEEN          # noise
 
 
 def test_final_norm_harm_needs_the_drift_and_a_worse_loss():
