@@ -29,7 +29,7 @@ def only_on_path(monkeypatch, tmp_path: Path, exe: str | None) -> None:
 def check_svg(svg_path: Path, graph) -> str:
     svg = svg_path.read_text()
     assert svg.lstrip().startswith("<?xml") or svg.lstrip().startswith("<svg")
-    n_nodes = len(re.findall(r'<g id="node\d+" class="node"', svg))
+    n_nodes = len(re.findall(r'<g id="node\d+" class="node', svg))
     n_edges = len(re.findall(r'<g id="edge\d+" class="edge', svg))
     assert n_nodes == len(graph.nodes) + 1          # + the legend
     assert n_edges == len(graph.edges)
