@@ -329,7 +329,7 @@ def _edge_line(e: Edge, prefix: str, paint: _Paint, g: Graph) -> str:
     return f"{prefix}{e.src} -> {prefix}{e.dst} [{body}];"
 
 
-def _clusters(g: Graph, prefix: str, paint: _Paint, indent: str) -> list[str]:
+def _clusters(g: Graph, prefix: str, paint: _Paint, indent: str, size: int = 18) -> list[str]:
     """Node lines, each in the DOT cluster of its innermost name_scope. Only scopes with no
     sub-scope in the picture get a box (labelled with the whole dotted scope); a node of a scope
     that has sub-scopes (a block's residual add) stays outside the boxes. Nesting clusters
@@ -349,7 +349,8 @@ def _clusters(g: Graph, prefix: str, paint: _Paint, indent: str) -> list[str]:
             name = ".".join(sc)
             out.append(f"{indent}subgraph cluster_{prefix}{k} {{")
             out.append(f"{indent}  label={_q(name)}; tooltip={_q('scope ' + name)};")
-            out.append(f'{indent}  style="rounded"; color="#b0b0b0"; fontcolor="#606060";')
+            out.append(f'{indent}  style="rounded"; color="#b0b0b0"; fontcolor="#606060"; '
+                       f'fontsize={max(12, size // 2)};')
             ind = indent + "  "
         out += [ind + _node_lines(n, prefix, paint, g.recorded) for n in members]
         if sc:
@@ -357,7 +358,34 @@ def _clusters(g: Graph, prefix: str, paint: _Paint, indent: str) -> list[str]:
     return out
 
 
-def _legend(paint: _Paint, recorded: bool = True) -> str:
+def _longest_chain(g: Graph) -> int:
+    """Boxes on the longest path through `g`: the number of ranks a layout needs."""
+    indeg = {nid: 0 for nid in g.nodes}
+    out: dict[str, list[str]] = {}
+    for e in g.edges:
+        indeg[e.dst] += 1
+        out.setdefault(e.src, []).append(e.dst)
+    length = {nid: 1 for nid in g.nodes}
+    ready = [nid for nid, d in indeg.items() if d == 0]
+    while ready:
+        nid = ready.pop()
+        for d in out.get(nid, ()):
+            length[d] = max(length[d], length[nid] + 1)
+            indeg[d] -= 1
+            if indeg[d] == 0:
+                ready.append(d)
+    return max(length.values(), default=1)
+
+
+def _label_size(graphs: Sequence[Graph], rankdir: str) -> int:
+    """Font size (pt) for panel titles and the legend. A left-to-right picture is about 140 pt
+    wide per rank and is shown fitted to a ~1100 px column, so 2 pt per rank reads at ~16 px."""
+    if rankdir != "LR":
+        return 18
+    return max(18, min(160, 2 * max(_longest_chain(g) for g in graphs)))
+
+
+def _legend(paint: _Paint, recorded: bool = True, size: int = 9) -> str:
     """A key drawn in the picture: what |g| is, swatches along the scale, the special fills,
     and what edge width, dashes and cuts mean."""
     scale = paint.scale
@@ -365,15 +393,15 @@ def _legend(paint: _Paint, recorded: bool = True) -> str:
     values.append(scale.vmax)
     suffix = "x" if paint.ref is not None else ""
     bar = "".join(
-        f'<TD BGCOLOR="{c}"><FONT POINT-SIZE="9" COLOR="{_text_color(c)}">'
+        f'<TD BGCOLOR="{c}"><FONT POINT-SIZE="{size}" COLOR="{_text_color(c)}">'
         f"{_html(fmt(v) + suffix)}</FONT></TD>" for v, c in ((v, scale.color(v)) for v in values))
 
     def row(color: str, text: str) -> str:
-        return (f'<TR><TD BGCOLOR="{color}" WIDTH="18"></TD><TD ALIGN="LEFT" BORDER="0">'
-                f'<FONT POINT-SIZE="9">{text}</FONT></TD></TR>')
+        return (f'<TR><TD BGCOLOR="{color}" WIDTH="{2 * size}"></TD><TD ALIGN="LEFT" '
+                f'BORDER="0"><FONT POINT-SIZE="{size}">{text}</FONT></TD></TR>')
 
     def para(lines: Sequence[str]) -> str:
-        return ('<TR><TD COLSPAN="2" ALIGN="LEFT" BORDER="0"><FONT POINT-SIZE="9">'
+        return (f'<TR><TD COLSPAN="2" ALIGN="LEFT" BORDER="0"><FONT POINT-SIZE="{size}">'
                 + "".join(f'{_html(x)}<BR ALIGN="LEFT"/>' for x in lines) + "</FONT></TD></TR>")
 
     if paint.ref is not None:
@@ -390,11 +418,12 @@ def _legend(paint: _Paint, recorded: bool = True) -> str:
         head = "colour: |g|, gradient norm (log)"
         why = ["|g|: norm of d loss / d (the box's output)"]
     rows = [
-        f'<TR><TD COLSPAN="2" BORDER="0"><B>{_html(head)}</B></TD></TR>',
+        f'<TR><TD COLSPAN="2" BORDER="0"><FONT POINT-SIZE="{size + 2}"><B>{_html(head)}</B>'
+        '</FONT></TD></TR>',
         *([] if recorded else [
-            '<TR><TD COLSPAN="2" BORDER="0"><FONT COLOR="#c00000" POINT-SIZE="10">no gradients '
-            'recorded: run backward inside<BR/>tinygrad_gpt.record_gradients(), then trace'
-            '</FONT></TD></TR>']),
+            f'<TR><TD COLSPAN="2" BORDER="0"><FONT COLOR="#c00000" POINT-SIZE="{size + 1}">'
+            'no gradients recorded: run backward inside<BR/>tinygrad_gpt.record_gradients(), '
+            'then trace</FONT></TD></TR>']),
         f'<TR><TD COLSPAN="2" BORDER="0"><TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" '
         f'CELLPADDING="3"><TR>{bar}</TR></TABLE></TD></TR>',
         para(why),
@@ -415,11 +444,11 @@ def _legend(paint: _Paint, recorded: bool = True) -> str:
     return f"legend [shape=plaintext tooltip={_q(tip)} label=<{table}>];"
 
 
-def _header(title: str | None, rankdir: str) -> list[str]:
+def _header(title: str | None, rankdir: str, size: int = 18) -> list[str]:
     lines = ["digraph G {",
              f'  graph [rankdir={rankdir} fontname="Helvetica" fontsize=12 nodesep=0.25 '
              f'ranksep=0.35 tooltip="gradient graph"'
-             + (f' label={_q(title)} labelloc=t labeljust=l fontsize=16' if title else "")
+             + (f' label={_q(title)} labelloc=t labeljust=l fontsize={size}' if title else "")
              + "];",
              '  node [fontname="Helvetica" fontsize=10 margin="0.08,0.03" height=0.3];',
              '  edge [fontname="Helvetica" fontsize=8 arrowsize=0.6];']
@@ -442,11 +471,12 @@ def to_dot(graph: Graph, *, depth: int | str | None = None, scale: ColorScale | 
     depth = parse_depth(depth)
     g = group(graph, depth) if depth is not None else graph
     paint = _paint([g], scale, relative)
-    lines = _header(title, rankdir)
-    lines += _clusters(g, "", paint, "  ")
+    size = _label_size([g], rankdir)
+    lines = _header(title, rankdir, size)
+    lines += _clusters(g, "", paint, "  ", size)
     lines += ["  " + _edge_line(e, "", paint, g) for e in g.edges]
     if legend:
-        lines.append("  " + _legend(paint, g.recorded))
+        lines.append("  " + _legend(paint, g.recorded, size // 2))
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -464,18 +494,19 @@ def side_by_side(graphs: Sequence[Graph], titles: Sequence[str], *,
     depth = parse_depth(depth)
     folded = [group(g, depth) if depth is not None else g for g in graphs]
     paint = _paint(folded, scale, relative)
-    lines = _header(title, rankdir)
+    size = _label_size(folded, rankdir)
+    lines = _header(title, rankdir, size)
     panels = list(enumerate(zip(folded, titles)))
     # dot stacks the clusters of a left-to-right picture bottom-up: emit them reversed so the
     # first graph is the top row
     for k, (g, t) in (panels[::-1] if rankdir == "LR" else panels):
         p = f"s{k}_"
         lines.append(f"  subgraph cluster_{p}panel {{")
-        lines.append(f'    label={_q(t)}; labeljust=l; fontsize=18; style="rounded"; '
-                     'color="#404040";')
-        lines += _clusters(g, p, paint, "    ")
+        lines.append(f'    label={_q(t)}; labeljust=l; fontsize={size}; style="rounded"; '
+                     'color="#404040"; penwidth=2;')
+        lines += _clusters(g, p, paint, "    ", size)
         lines += ["    " + _edge_line(e, p, paint, g) for e in g.edges]
         lines.append("  }")
-    lines.append("  " + _legend(paint, all(g.recorded for g in folded)))
+    lines.append("  " + _legend(paint, all(g.recorded for g in folded), size // 2))
     lines.append("}")
     return "\n".join(lines) + "\n"
