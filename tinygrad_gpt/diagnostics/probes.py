@@ -555,7 +555,7 @@ def vocabulary(ctx: Context) -> ProbeResult:
             measured += (f", {len(refused)} refused with an error ({_shown(refused)})"
                          + ("" if ctx.text is not None else
                             ": a closed alphabet, fine when it covers the training text "
-                            "(pass text= to check it)"))
+                            "(give the training text, text= or --text, to check it)"))
     elif ctx.V < MIN_VOCAB:
         fails.append(f"grow the vocabulary (>= {MIN_VOCAB}; characters: ~100-300, BPE: "
                      "32k-50k) so text does not collapse into shared unknown ids")
