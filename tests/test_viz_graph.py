@@ -323,6 +323,14 @@ def test_a_healthy_gpt_is_mid_scale_and_one_without_residuals_fades():
     # every LayerNorm, attention and MLP box of a healthy model sits in the middle of the ramp,
     # although a LayerNorm's |g| is ~1000x smaller than an attention's
     assert all(0.4 <= p <= 0.6 for p in pos.values()), pos
+    # every op too: the k-th op of a kind inside a block is compared with the k-th elsewhere
+    # (an attention's input and output linears are two kinds)
+    ref = Reference([healthy])
+    assert "h.#/attn/linear" in ref.nodes and "h.#/attn/linear#1" in ref.nodes
+    ratios = [n.grad["norm"] / ref.nodes[ref.role(healthy, nid)]
+              for nid, n in healthy.nodes.items() if n.scope[:1] and n.scope[0].startswith("h.")
+              and n.grad is not None and n.grad["norm"] > 0]
+    assert len(ratios) > 100 and all(0.4 <= RELATIVE_SCALE.position(r) <= 0.6 for r in ratios)
     g = group(healthy, 2)
     ln = next(n for n in g.nodes.values() if n.title == "h.3.ln_1").grad["norm"]
     attn = next(n for n in g.nodes.values() if n.title == "h.3.attn").grad["norm"]

@@ -9,8 +9,8 @@ from typing import Any, Sequence
 from ..engine import Tensor
 from ._io import atomic_write, progress
 from .dot import ColorScale, side_by_side, to_dot
-from .graph import (Edge, Graph, Node, combine_stats, group, parse_depth, role, scope_levels,
-                    trace)
+from .graph import (Edge, Graph, Node, combine_stats, group, parse_depth, role, roles,
+                    scope_levels, trace)
 from .render import RenderResult, find_renderer, render
 from .report import Report, Section
 
@@ -38,7 +38,7 @@ def draw_graph(root: Tensor | Sequence[Tensor] | Graph, path: str | os.PathLike,
                   formats)
 
 
-__all__ = ["trace", "group", "parse_depth", "role", "scope_levels", "combine_stats", "Graph",
-           "Node", "Edge",
+__all__ = ["trace", "group", "parse_depth", "role", "roles", "scope_levels", "combine_stats",
+           "Graph", "Node", "Edge",
            "to_dot", "side_by_side", "ColorScale", "render", "find_renderer", "RenderResult",
            "draw_graph", "Report", "Section", "atomic_write", "progress", *_PLOTS]

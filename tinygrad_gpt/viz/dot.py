@@ -11,7 +11,7 @@ from statistics import median
 from typing import Sequence
 
 from .graph import (GRAD, GROUP, INPUT, OP, PARAM, UNKNOWN, ZERO, Edge, Graph, Node, group,
-                    parse_depth, role)
+                    parse_depth, roles)
 
 # Sequential light-to-dark ramp (ColorBrewer YlGnBu): a fading gradient fades to pale yellow.
 RAMP = ("#ffffd9", "#edf8b1", "#c7e9b4", "#7fcdbb", "#41b6c4",
@@ -97,19 +97,24 @@ class Reference:
     def __init__(self, graphs: Sequence[Graph]):
         nodes: dict[str, list[float]] = {}
         edges: dict[str, list[float]] = {}
+        self._roles: dict[int, dict[str, str]] = {}
         for g in graphs:
-            for n in g.nodes.values():
+            for nid, n in g.nodes.items():
                 if _usable(n.grad):
-                    nodes.setdefault(role(n), []).append(n.grad["norm"])
+                    nodes.setdefault(self.role(g, nid), []).append(n.grad["norm"])
             for e in g.edges:
                 if _usable(e.grad):
                     edges.setdefault(self.edge_key(g, e), []).append(e.grad["norm"])
         self.nodes = {k: _log_median(v) for k, v in nodes.items()}
         self.edges = {k: _log_median(v) for k, v in edges.items()}
 
-    @staticmethod
-    def edge_key(g: Graph, e: Edge) -> str:
-        return f"{role(g.nodes[e.src])} -> {role(g.nodes[e.dst])} #{e.index}"
+    def role(self, g: Graph, nid: str) -> str:
+        if id(g) not in self._roles:
+            self._roles[id(g)] = roles(g)
+        return self._roles[id(g)][nid]
+
+    def edge_key(self, g: Graph, e: Edge) -> str:
+        return f"{self.role(g, e.src)} -> {self.role(g, e.dst)} #{e.index}"
 
     @staticmethod
     def relative(stats: dict | None, ref: float | None) -> dict | None:
@@ -199,29 +204,29 @@ class _Paint:
     scale: ColorScale
     ref: Reference | None
 
-    def node(self, n: Node) -> dict | None:
+    def node(self, g: Graph, n: Node) -> dict | None:
         if self.ref is None:
             return n.grad
-        return Reference.relative(n.grad, self.ref.nodes.get(role(n)))
+        return Reference.relative(n.grad, self.ref.nodes.get(self.ref.role(g, n.id)))
 
     def edge(self, g: Graph, e: Edge) -> dict | None:
         if self.ref is None:
             return e.grad
-        return Reference.relative(e.grad, self.ref.edges.get(Reference.edge_key(g, e)))
+        return Reference.relative(e.grad, self.ref.edges.get(self.ref.edge_key(g, e)))
 
 
-def _grad_line(n: Node, paint: _Paint) -> str:
+def _grad_line(g: Graph, n: Node, paint: _Paint) -> str:
     if not n.grad["finite"]:
         return "|g| NaN/Inf"
     line = "|g| " + fmt(n.grad["norm"])
-    shown = paint.node(n)
+    shown = paint.node(g, n)
     if paint.ref is not None and shown is not n.grad:
         line += f" ({fmt(shown['norm'])}x)"
     return line
 
 
-def _node_lines(n: Node, prefix: str, paint: _Paint, recorded: bool = True) -> str:
-    fill = fill_color(paint.node(n), paint.scale)
+def _node_lines(g: Graph, n: Node, prefix: str, paint: _Paint) -> str:
+    fill = fill_color(paint.node(g, n), paint.scale)
     if not n.finite:
         fill = NAN_COLOR
     elif n.cut and n.kind != GROUP:
@@ -238,7 +243,7 @@ def _node_lines(n: Node, prefix: str, paint: _Paint, recorded: bool = True) -> s
     lines.append(_shape_text(n.shape) + ("" if n.dtype.startswith("float") or not n.dtype
                                          else f" {n.dtype}"))
     if n.grad is not None:
-        lines.append(_grad_line(n, paint))
+        lines.append(_grad_line(g, n, paint))
     if not n.finite:
         lines.append("NaN/Inf in VALUES")
     if n.cut:
@@ -256,9 +261,10 @@ def _node_lines(n: Node, prefix: str, paint: _Paint, recorded: bool = True) -> s
             tip.append(f"{n.n_params} parameters: {_stats_text(n.param_grad)}")
     else:
         tip.append("gradient at this output: " + _stats_text(n.grad))
-    shown = paint.node(n)
+    shown = paint.node(g, n)
     if paint.ref is not None and shown is not n.grad:
-        tip.append(f"{fmt(shown['norm'])}x the median |g| of its kind ({role(n)})")
+        tip.append(f"{fmt(shown['norm'])}x the median |g| of its kind "
+                   f"({paint.ref.role(g, n.id)})")
     if n.cut:
         tip.append(f"gradient path cut here ({n.cut}): nothing flows back through it")
     if n.note:
@@ -287,7 +293,7 @@ def _node_lines(n: Node, prefix: str, paint: _Paint, recorded: bool = True) -> s
         if n.kind != GROUP:
             attrs["shape"] = "octagon"
             style = ["filled", "bold"]
-    elif n.grad is None and (recorded or not n.requires_grad):
+    elif n.grad is None and (g.recorded or not n.requires_grad):
         attrs["color"] = NOGRAD_EDGE
         if "dashed" not in style:
             style.append("dashed")
@@ -352,7 +358,7 @@ def _clusters(g: Graph, prefix: str, paint: _Paint, indent: str, size: int = 18)
             out.append(f'{indent}  style="rounded"; color="#b0b0b0"; fontcolor="#606060"; '
                        f'fontsize={max(12, size // 2)};')
             ind = indent + "  "
-        out += [ind + _node_lines(n, prefix, paint, g.recorded) for n in members]
+        out += [ind + _node_lines(g, n, prefix, paint) for n in members]
         if sc:
             out.append(f"{indent}}}")
     return out

@@ -120,6 +120,20 @@ def role(node: Node) -> str:
     return f"{scope}/{what}" if scope else what
 
 
+def roles(graph: "Graph") -> dict[str, str]:
+    """`role` of every node of `graph`, made exact: the k-th node of one role inside one concrete
+    scope gets "#k" (k >= 1), so an attention's two linears ("h.#/attn/linear" and
+    "h.#/attn/linear#1") are told apart, while block 3's second linear matches block 5's."""
+    seen: Counter = Counter()
+    out = {}
+    for nid, n in graph.nodes.items():
+        base = role(n)
+        k = seen[(n.scope, base)]
+        seen[(n.scope, base)] += 1
+        out[nid] = f"{base}#{k}" if k else base
+    return out
+
+
 def parse_depth(depth: int | str | None) -> int | None:
     """A folding depth from a user: None or "full" (every op), or an integer >= 1."""
     if depth is None or depth == "full":
