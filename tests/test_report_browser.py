@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinygrad_gpt.viz import Report, draw_graph, side_by_side, render, trace
+from tinygrad_gpt.viz import Report, draw_graph, render, side_by_side, to_dot, trace
 from test_viz_graph import block_model, mlp
 
 CHROMIUM = shutil.which("chromium") or (
@@ -176,6 +176,8 @@ def wide_report(tmp_path_factory) -> Path:
     sec = r.section("Stacked graphs")
     sec.figure(render(side_by_side([a, b], ["wrong", "fixed"], rankdir="LR"), out / "sbs",
                       quiet=True), caption="every op, stacked")
+    sec.figure(render(to_dot(trace(block_model(1)), depth=1, legend=False), out / "small",
+                      quiet=True), caption="a small graph")
     t = r.section("Text")
     t.text("Traceback (most recent call last):\n  File \"lab.py\", line 3, in run\n"
            "ValueError: corpus too small")
@@ -187,8 +189,11 @@ def wide_report(tmp_path_factory) -> Path:
 
 def test_pictures_fit_the_column_at_1400px_and_zoom_inside_it(wide_report, tmp_path):
     st, got = probe(wide_report, tmp_path)
-    assert st["overflow"] == "0" and st["figures"] == "1", st
-    (fig,) = got["figures"]
+    assert st["overflow"] == "0" and st["figures"] == "2", st
+    fig, small = got["figures"]
+    natural = float(re.search(r'<svg width="([\d.]+)pt"',
+                              (wide_report.parent.parent / "small.svg").read_text()).group(1))
+    assert small["fit"] == pytest.approx(natural * 4 / 3, abs=1.5)  # not blown up to the column
     assert fig["tag"] == "svg" and fig["box"] > 900                 # ~1100 px column at 1400
     assert fig["fit"] <= fig["box"] + 1                             # fits at the default zoom
     assert fig["zoomed"] > 2 * fig["box"]                           # "+" twice: pan inside

@@ -31,7 +31,8 @@ table.metrics thead th{background:#f0f0f0}figure{margin:1em 0}.scroll{overflow-x
 p.text{white-space:pre-wrap;overflow-wrap:anywhere}
 figure .pic{overflow:auto;max-height:85vh;border:1px solid #eee;cursor:grab}
 figure .pic.dragging{cursor:grabbing;user-select:none}
-figure .pic>svg,figure .pic>img{display:block;width:100%;height:auto;max-width:none}
+figure .pic>svg{display:block;width:100%;height:auto;max-width:var(--natural,none)}
+figure .pic>img{display:block;width:auto;height:auto;max-width:100%}
 figure .tools{font-size:12px;color:#555;margin:.2em 0}figure .tools button{font-size:12px;
 margin-right:.3em;padding:0 .5em;cursor:pointer}figcaption{color:#555;font-size:13px}
 code{background:#f3f3f3;padding:0 .25em;border-radius:3px;white-space:pre-wrap}
@@ -60,12 +61,14 @@ SCRIPT = """
   };
   // Picture viewer: every figure starts fitted to the column's width; the buttons zoom, and
   // dragging (or the scroll bars) pans inside the figure's box.
+  // zoom 1 is the fit: the column's width, or the picture's own when it is smaller
   function setZoom(pic, z){
     var el = pic.firstElementChild;
     if (!el) return;
     z = Math.max(1, Math.min(z, 40));
     pic.setAttribute('data-zoom', String(z));
-    el.style.width = (100 * z) + '%';
+    el.style.width = z === 1 ? '' : (100 * z) + '%';
+    el.style.maxWidth = z === 1 ? '' : 'none';
   }
   function natural(pic){
     var el = pic.firstElementChild, w = +(el.getAttribute('data-natural-width') ||
@@ -206,7 +209,8 @@ def metrics_table(table: Mapping[str, Any] | Sequence[Mapping[str, Any]],
 
 def _fit_root(svg: str) -> str:
     """Let the root <svg> scale with its box: its width and height attributes go (the viewBox
-    keeps the aspect ratio), the natural width in pixels is kept as data-natural-width."""
+    keeps the aspect ratio); its natural width in pixels is kept as data-natural-width and as
+    --natural, which caps the fitted width (a small picture is not blown up)."""
     m = re.search(r"<svg\b[^>]*>", svg)
     if not m or "viewBox" not in m.group(0):
         return svg
@@ -216,7 +220,8 @@ def _fit_root(svg: str) -> str:
     if w:
         px = float(w.group(1)) * (4 / 3 if w.group(2) == "pt" else 1)
         natural = f' data-natural-width="{px:.0f}"'
-    new = re.sub(r'\s(width|height)="[^"]*"', "", tag)
+        natural += f' style="--natural:{px:.0f}px"'
+    new = re.sub(r'\s(width|height|style)="[^"]*"', "", tag)
     new = new[:-1].rstrip("/").rstrip() + natural + (" />" if tag.endswith("/>") else ">")
     return svg[:m.start()] + new + svg[m.end():]
 
