@@ -37,7 +37,7 @@ def test_train_writes_a_checkpoint_with_the_requested_config(corpus, tmp_path, c
     assert ckpt.config.pos_encoding == "rope" and ckpt.config.ffn_hidden == 24
     assert ckpt.config.vocab_size == len(set(TEXT)) == ckpt.tokenizer.vocab_size
     assert ckpt.state["step"] == 3 and ckpt.optimizer_state["step_count"] == 3
-    assert json.loads((out / "config.json").read_text())["n_head"] == 2
+    assert json.loads((ckpt.path / "config.json").read_text())["n_head"] == 2
     assert capsys.readouterr().out == ""                  # --no-progress: silent
 
 
@@ -81,7 +81,8 @@ def test_resume_from_the_command_line_is_bit_exact(corpus, tmp_path, capsys):
                  "--no-progress"]) == 0
     assert load_checkpoint(split).state["train_config"] == \
         load_checkpoint(straight).state["train_config"]
-    a, b = load_file(straight / "model.safetensors"), load_file(split / "model.safetensors")
+    a = load_file(load_checkpoint(straight).path / "model.safetensors")
+    b = load_file(load_checkpoint(split).path / "model.safetensors")
     assert a.keys() == b.keys()
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)

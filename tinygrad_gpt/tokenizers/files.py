@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Union
+
+from ..files import atomic_write
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -26,22 +27,10 @@ class TokenizerFileError(ValueError):
 
 
 def write_atomic(path: PathLike, text: str) -> None:
-    """Write ``text`` as UTF-8 to a temporary file next to ``path``, then ``os.replace`` it in, so a
-    crash mid-write leaves either the old file or the new one, never half of one."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``text`` as UTF-8 beside ``path``, fsync it, then ``os.replace`` it in, so a crash
+    mid-write leaves either the old file or the new one, never half of one (permissions follow
+    the umask)."""
+    atomic_write(path, text, durable=True)
 
 
 def read_text(path: PathLike) -> str:
