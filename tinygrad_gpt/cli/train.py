@@ -106,7 +106,7 @@ def _flag_names(message: str) -> str:
     def repl(m: re.Match) -> str:
         name = m.group(1)
         return f"--{name.replace('_', '-')}" if name in _TRAIN_FLAGS else m.group(0)
-    return re.sub(r"TrainConfig: (\w+)", repl, message)
+    return re.sub(r"^TrainConfig: (\w+)", repl, message)
 
 
 def run(args: argparse.Namespace) -> int:
