@@ -186,11 +186,19 @@ def test_killed_before_the_first_pointer_the_version_is_still_found(tmp_path):
     assert (out / "LATEST").read_text() == "ckpt-000002\n"
 
 
-def test_leftovers_of_the_layout_before_versions_are_cleaned(tmp_path):
+def test_leftovers_of_the_layout_before_versions_are_named_then_cleaned(tmp_path):
+    """A kill between the old layout's two renames left both checkpoints hidden beside --out
+    and nothing at it: loading says where the complete one is; a save cleans them up."""
     out = tmp_path / "run"
-    for name in (".run.tmp-abc", ".run.old-1234"):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "model.safetensors").write_bytes(b"x" * 100)
+    old = save_checkpoint(tmp_path / "staging", GPT(tiny()))
+    shutil.copytree(old, tmp_path / ".run.old-1234")
+    (tmp_path / ".run.tmp-abc").mkdir()
+    shutil.rmtree(tmp_path / "staging")
+    with pytest.raises(CheckpointError, match=re.escape(
+            f"load_checkpoint: no checkpoint directory at {out} (an interrupted save left a "
+            f"complete checkpoint at {tmp_path / '.run.old-1234'}: rename it to {out} to use "
+            "it)")):
+        load_checkpoint(out)
     save_checkpoint(out, GPT(tiny()))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 

@@ -219,7 +219,8 @@ def resolve_checkpoint(path: PathLike) -> Path:
     given directly); else the newest complete version (a save killed before moving LATEST)."""
     path = Path(path)
     if not path.is_dir():
-        raise CheckpointError(f"load_checkpoint: no checkpoint directory at {path}")
+        raise CheckpointError(f"load_checkpoint: no checkpoint directory at {path}"
+                              + _interrupted_hint(path))
     target = _pointer_target(path)
     if target is not None:
         if not (target / MANIFEST_FILE).is_file():
@@ -232,7 +233,22 @@ def resolve_checkpoint(path: PathLike) -> Path:
         if (version / MANIFEST_FILE).is_file():
             return version
     raise CheckpointError(f"{path / MANIFEST_FILE}: file is missing; {path} is not a complete "
-                          "checkpoint")
+                          "checkpoint" + _interrupted_hint(path))
+
+
+def _legacy_siblings(path: Path) -> list[Path]:
+    """Hidden `.NAME.tmp-*` / `.NAME.old-*` folders the layout before versions left beside
+    `path` when a save was killed between its two renames."""
+    return sorted(p for pat in (".tmp-*", ".old-*") for p in path.parent.glob(f".{path.name}{pat}")
+                  if p.is_dir() and not p.is_symlink())
+
+
+def _interrupted_hint(path: Path) -> str:
+    whole = [p for p in _legacy_siblings(path) if (p / MANIFEST_FILE).is_file()]
+    if not whole:
+        return ""
+    return (f" (an interrupted save left a complete checkpoint at {whole[-1]}: rename it to "
+            f"{path} to use it)")
 
 
 def is_checkpoint(path: PathLike) -> bool:
@@ -304,13 +320,15 @@ def check_free_space(path: PathLike, needed: int) -> None:
 
 
 def clean_leftovers(path: PathLike) -> list[Path]:
-    """Remove what killed saves left: hidden temporary folders inside `path`, and the hidden
-    `.NAME.tmp-*` / `.NAME.old-*` folders the layout before versions left beside it. Call only
-    when no other process is saving to `path` (one writer per checkpoint). Returns them."""
+    """Remove what killed saves left: hidden temporary folders inside `path`, and (once `path`
+    holds a checkpoint) the hidden `.NAME.tmp-*` / `.NAME.old-*` folders the layout before
+    versions left beside it. Call only when no other process is saving to `path` (one writer
+    per checkpoint). Returns them."""
     path = Path(path)
     gone = []
-    for d in [p for p in path.glob(f"{_TMP_PREFIX}*")] + \
-            [p for pat in (".tmp-*", ".old-*") for p in path.parent.glob(f".{path.name}{pat}")]:
+    # the old layout's leftovers may be the only complete copy: only once `path` has its own
+    legacy = _legacy_siblings(path) if is_checkpoint(path) else []
+    for d in list(path.glob(f"{_TMP_PREFIX}*")) + legacy:
         if d.is_dir() and not d.is_symlink():
             shutil.rmtree(d, ignore_errors=True)
             gone.append(d)
@@ -381,6 +399,7 @@ def save_checkpoint(path: PathLike, model: GPT, *, tokenizer: Any = None,
     atomic_write(path / POINTER_FILE, version.name + "\n", durable=True)
     _point("pointer written")
     _remove_old(path, keep={version, previous})
+    clean_leftovers(path)
     _point("old versions removed")
     return version
 
