@@ -384,6 +384,10 @@ def _hostile_cases(v: Path) -> list:
         ("state.json", {**state, "trainer": {**tr, "step": "3"}},
          "state.json: trainer state: step must be an integer >= 0, got '3'"),
         ("config.json", [], "config.json: must hold a JSON object of GPTConfig fields"),
+        ("state.json", {**state, "trainer": {**tr, "train_config": {
+            **tr["train_config"], "eval_batches": 10 ** 12}}},
+         "state.json: trainer state: train_config: TrainConfig: eval_batches must be at most "
+         "1,048,576, got 1000000000000"),
     ]
 
 

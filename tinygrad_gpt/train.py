@@ -27,6 +27,11 @@ from .model import GPT
 from .progress import Progress
 
 
+# upper bounds that no real run reaches, so a hostile state.json cannot ask for 10^12 batches
+_LIMITS = {"batch_size": 1 << 20, "eval_batches": 1 << 20}
+MAX_TOKENS_PER_STEP = 1 << 24        # batch_size * block_size: the activations must fit
+
+
 @dataclass
 class TrainConfig:
     steps: int = 1000                  # total optimizer steps (the schedule spans these)
@@ -55,6 +60,10 @@ class TrainConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise ValueError(f"TrainConfig: {name} must be an integer >= 0, got {v!r}")
+        for name, most in _LIMITS.items():   # beyond these a step or an evaluation never ends
+            if getattr(self, name) > most:
+                raise ValueError(f"TrainConfig: {name} must be at most {most:,}, got "
+                                 f"{getattr(self, name)!r}")
         _real("lr", self.lr, low=0.0, low_open=True)
         if self.min_lr is not None:
             _real("min_lr", self.min_lr, low=0.0)
@@ -229,6 +238,10 @@ class Trainer:
         self.train_data = self._check_data(train_data, "train_data", block)
         self.val_data = None if val_data is None else self._check_data(val_data, "val_data",
                                                                        block)
+        if self.config.batch_size * block > MAX_TOKENS_PER_STEP:
+            raise ValueError(f"Trainer: batch_size {self.config.batch_size} x block_size {block} "
+                             f"= {self.config.batch_size * block:,} tokens per step (allowed: at "
+                             f"most {MAX_TOKENS_PER_STEP:,})")
         self.tokenizer = tokenizer
         self.callbacks = [cb if isinstance(cb, Callback) or not callable(cb)
                           else _StepFunction(cb) for cb in callbacks]
