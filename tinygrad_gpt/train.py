@@ -364,7 +364,7 @@ class Trainer:
         target = c.steps if steps is None else min(c.steps, self.step + steps)
         if self.out_dir is not None:
             self.check_out_dir()
-        self.should_stop = False
+        self.should_stop = self.interrupted is not None   # a signal before fit still counts
         self._emit("on_train_start")
         bar = Progress(c.steps, "train", start=self.step, enabled=self.progress,
                        every=c.log_interval)
