@@ -325,6 +325,8 @@ def test_ctrl_c_and_sigterm_save_a_checkpoint_before_exiting(tmp_path, sig, code
 def test_hostile_sizes_fail_fast_under_a_memory_limit(tmp_path):
     v = save_checkpoint(tmp_path / "c", GPT(tiny()), tokenizer=TOK)
     cfg = json.loads((v / "config.json").read_text())
+    rewrite(v, "config.json", json.dumps({**cfg, "ffn_hidden": 10 ** 12}).encode())
+    shutil.copytree(tmp_path / "c", tmp_path / "wide")
     rewrite(v, "config.json", json.dumps({**cfg, "n_layer": 10 ** 9}).encode())
     bpe = tmp_path / "bpe.txt"
     from tinygrad_gpt.tokenizers import BPETokenizer
@@ -344,7 +346,8 @@ def test_hostile_sizes_fail_fast_under_a_memory_limit(tmp_path):
         resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
         from tinygrad_gpt.checkpoint import load_checkpoint
         from tinygrad_gpt.tokenizers import load_tokenizer
-        for f, p in [(load_checkpoint, {str(tmp_path / 'c')!r})] + [
+        for f, p in [(load_checkpoint, {str(tmp_path / 'c')!r}),
+                     (load_checkpoint, {str(tmp_path / 'wide')!r})] + [
                 (load_tokenizer, {str(tmp_path)!r} + "/" + n)
                 for n in ("huge-bad-sum.txt", "huge-good-sum.txt", "doubling.txt")]:
             try:
@@ -357,10 +360,13 @@ def test_hostile_sizes_fail_fast_under_a_memory_limit(tmp_path):
     got = r.stdout.splitlines()
     assert got[0] == (f"{v / 'config.json'}: n_layer 1000000000, but model.safetensors holds 2 "
                       "blocks (allowed: n_layer = 2)")
+    assert got[1] == (f"{tmp_path / 'wide' / v.name / 'config.json'}: ffn_hidden 1000000000000 "
+                      "with n_embd 16 needs transformer.h.0.mlp.c_fc.weight of shape (16, "
+                      "1000000000000), model.safetensors has (16, 64)")
     for name in ("huge-bad-sum.txt", "huge-good-sum.txt"):
         assert f"{tmp_path / name}:3: vocab_size 1000000000000 is more than the 258 token " \
                "lines the file has (allowed: at most 258)" in got
-    assert got[3].startswith(f"{tmp_path / 'doubling.txt'}:276: merge makes a token of 131,072 "
+    assert got[4].startswith(f"{tmp_path / 'doubling.txt'}:276: merge makes a token of 131,072 "
                              "bytes; tokens may have at most 65,536 bytes")
 
 

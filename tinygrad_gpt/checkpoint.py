@@ -488,6 +488,12 @@ def _check_config_fits(cfile: Path, mfile: Path, config: GPTConfig, header: dict
     if layers != {str(i) for i in range(len(layers))} or len(layers) != config.n_layer:
         raise CheckpointError(f"{cfile}: n_layer {config.n_layer}, but {mfile.name} holds "
                               f"{len(layers)} blocks (allowed: n_layer = {len(layers)})")
+    for i in range(config.n_layer):    # the MLP width is the other size a config can inflate
+        fc, want = shape(f"transformer.h.{i}.mlp.c_fc.weight"), (config.n_embd, config.d_ff)
+        if fc != want:
+            raise CheckpointError(f"{cfile}: ffn_hidden {config.ffn_hidden} with n_embd "
+                                  f"{config.n_embd} needs transformer.h.{i}.mlp.c_fc.weight of "
+                                  f"shape {want}, {mfile.name} has {fc}")
     if config.pos_encoding == "learned":
         wpe, want = shape("transformer.wpe.weight"), (config.block_size, config.n_embd)
         if wpe != want:
