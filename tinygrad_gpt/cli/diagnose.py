@@ -20,7 +20,7 @@ DEFAULT_CONFIG = dict(vocab_size=65, block_size=32, n_layer=4, n_head=4, n_embd=
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = ("exit status: 0 when every probe passes (or is skipped), 1 when a probe "
                      "fails, 2 on bad arguments")
-    parser.add_argument("--config", nargs="+", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--config", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                         help="GPTConfig overrides, e.g. residual=False n_layer=8 "
                              f"(defaults: {' '.join(f'{k}={v}' for k, v in DEFAULT_CONFIG.items())}"
                              "; with --checkpoint they apply to its config)")
