@@ -58,9 +58,11 @@ def published_text(published: Published | None, width: int = 70) -> str:
                          f"{published.claim}", width)
 
 
-def note_published(ax: Any, published: Published | None) -> None:
-    """Write the published result in the corner of our axes, so they are read together."""
+def note_published(ax: Any, published: Published | None, left: bool = False) -> None:
+    """Write the published result in the upper corner of our axes (right, or left), so they
+    are read together."""
     text = published_text(published, 60)
     if text:
-        ax.text(0.99, 0.99, text, transform=ax.transAxes, ha="right", va="top", fontsize=6.5,
+        ax.text(0.01 if left else 0.99, 0.99, text, transform=ax.transAxes,
+                ha="left" if left else "right", va="top", fontsize=6.5,
                 bbox={"boxstyle": "round", "fc": "white", "ec": "0.7", "alpha": 0.9})

@@ -239,8 +239,8 @@ def _deep_curve(r: dict, path: Path) -> Path:
         b.set_ylabel("loss increase over the best (%)")
         b.set_title("Kaplan et al.'s axes (their Figure 5, middle)")
         b.grid(True, alpha=0.3)
-        b.legend(fontsize=7, loc="lower left")
-        deep.note_published(b, DEEP_PUBLISHED)
+        b.legend(fontsize=7, loc="lower right")
+        deep.note_published(b, DEEP_PUBLISHED, left=True)
     return figure(path, draw, 11.0, 4.2)
 
 
