@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import tinygrad_gpt.functional as F
-from tinygrad_gpt import (Tensor, cat, detect_anomaly, enable_grad, name_scope, no_grad,
+from tinygrad_gpt import (Tensor, cat, detect_anomaly, enable_grad, fast, name_scope, no_grad,
                           record_gradients, stack, where)
 from tinygrad_gpt.engine import is_grad_enabled, unbroadcast
 
@@ -103,16 +103,17 @@ FLOAT32_OPS = [
     lambda x: where(np.eye(3, dtype=bool), x, 0.0), lambda x: cat([x, x]),
     lambda x: stack([x, x]), lambda x: F.layer_norm(x, Tensor(np.ones(3, np.float32)),
                                                     Tensor(np.zeros(3, np.float32))),
-    lambda x: F.layer_norm(x, fused=False), lambda x: F.cross_entropy(x, np.array([0, 1, 2])),
-    lambda x: F.cross_entropy(x, np.array([0, 1, 2]), fused=False),
+    lambda x: F.layer_norm(x), lambda x: F.cross_entropy(x, np.array([0, 1, 2])),
     lambda x: F.dropout(x, 0.5, np.random.default_rng(0)),
 ]
 
 
+@pytest.mark.parametrize("on", [False, True], ids=["reference", "fast"])
 @pytest.mark.parametrize("i", range(len(FLOAT32_OPS)))
-def test_nothing_upcasts_float32(i):
+def test_nothing_upcasts_float32(i, on):
     x = leaf(np.random.default_rng(i).uniform(0.5, 2.0, (3, 3)))
-    out = FLOAT32_OPS[i](x)
+    with fast.enabled(on):
+        out = FLOAT32_OPS[i](x)
     assert out.dtype == np.float32
     out.sum().backward()
     assert x.grad.dtype == np.float32
@@ -493,7 +494,8 @@ def test_cross_entropy_means_over_kept_targets(rng, fused, shape):
     logits = rng.standard_normal(shape) * 3
     targets = rng.integers(0, 5, size=shape[:-1])
     targets.reshape(-1)[[0, 2]] = -1
-    loss = F.cross_entropy(Tensor(logits), targets, ignore_index=-1, fused=fused)
+    with fast.enabled(fused):
+        loss = F.cross_entropy(Tensor(logits), targets, ignore_index=-1)
     assert loss.shape == ()
     assert loss.item() == pytest.approx(_manual_ce(logits, targets, -1), rel=1e-10)
 
@@ -515,7 +517,10 @@ def test_layer_norm_fused_matches_unfused_and_normalises(rng):
     xs = [leaf(x, np.float64) for _ in range(2)]
     ws = [leaf(w, np.float64) for _ in range(2)]
     bs = [leaf(b, np.float64) for _ in range(2)]
-    outs = [F.layer_norm(xs[i], ws[i], bs[i], fused=(i == 0)) for i in range(2)]
+    outs = []
+    for i in range(2):
+        with fast.enabled(i == 0):
+            outs.append(F.layer_norm(xs[i], ws[i], bs[i]))
     assert outs[0].op == "layer_norm" and outs[1].op != "layer_norm"
     np.testing.assert_allclose(outs[0].data, outs[1].data, atol=1e-10)
     g = rng.standard_normal(outs[0].shape)

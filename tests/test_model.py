@@ -247,11 +247,35 @@ def test_generate_argument_errors():
     with pytest.raises(ValueError, match=re.escape("generate: top_p must be in (0, 1], got 0")):
         model.generate(x, 2, top_p=0)
     with pytest.raises(ValueError, match=re.escape(
-            "generate: temperature must be >= 0, got -1")):
+            "generate: temperature must be a finite number >= 0, got -1")):
         model.generate(x, 2, temperature=-1)
     with pytest.raises(ValueError, match=re.escape(
             "generate: max_new_tokens must be an integer >= 0, got 1.5")):
         model.generate(x, 1.5)
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"temperature": float("nan")}, "generate: temperature must be a finite number >= 0, got nan"),
+    ({"temperature": float("inf")}, "generate: temperature must be a finite number >= 0, got inf"),
+    ({"temperature": "1"}, "generate: temperature must be a finite number >= 0, got '1'"),
+    ({"top_p": float("nan")}, "generate: top_p must be in (0, 1], got nan"),
+    ({"top_k": 2.5}, "generate: top_k must be in 1..23, got 2.5"),
+])
+def test_generate_refuses_nan_and_infinite_sampling_arguments(kw, message):
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        GPT(cfg()).generate(ids(1, 3), 2, **kw)
+
+
+@pytest.mark.parametrize("on", [False, True], ids=["reference", "fast"])
+@pytest.mark.parametrize("sampling", [{"top_k": 1}, {"temperature": 0.8, "seed": 0}])
+def test_generate_with_nan_logits_raises_instead_of_emitting_token_0(on, sampling):
+    from tinygrad_gpt import fast
+    model = GPT(cfg())
+    model.transformer.wte.weight.data[2, 5] = np.nan       # token 2's embedding is broken
+    message = ("generate: the model's logits hold NaN (batch row 0, token id 0); its weights "
+               "or activations are not finite, so no token can be sampled")
+    with fast.enabled(on), pytest.raises(FloatingPointError, match="^" + re.escape(message)):
+        model.generate(np.array([[1, 2, 3]]), 4, **sampling)
 
 
 # ---------------------------------------------------------------------------- generation

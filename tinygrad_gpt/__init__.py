@@ -1,12 +1,13 @@
 """tinygrad_gpt: a reverse-mode tensor autograd engine on numpy and a GPT built on it, made to
 show how transformers learn and how they break."""
-from .engine import (Tensor, blas_threads, cat, detect_anomaly, enable_grad, gradcheck,
-                     name_scope, no_grad, record_gradients, stack, where)
-from . import functional, nn, optim
+from .engine import (Tensor, cat, detect_anomaly, enable_grad, gradcheck, name_scope, no_grad,
+                     record_gradients, stack, where)
+from . import fast, functional, nn, optim
+from .fast import blas_threads
 from .model import GPT, GPTConfig
 
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "cat", "stack", "where", "no_grad", "enable_grad", "name_scope",
            "detect_anomaly", "record_gradients", "gradcheck", "functional", "nn", "optim",
-           "GPT", "GPTConfig", "blas_threads"]
+           "GPT", "GPTConfig", "blas_threads", "fast"]

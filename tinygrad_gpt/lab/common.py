@@ -10,7 +10,7 @@ import numpy as np
 from .. import optim
 from ..data import get_batch, load_corpus, train_val_split
 from ..engine import no_grad
-from ..engine.threads import blas_threads  # noqa: F401  (re-exported for the lab)
+from ..fast.threads import blas_threads  # noqa: F401  (re-exported for the lab)
 from ..model import GPT, GPTConfig
 
 

@@ -1,20 +1,19 @@
 """Causal multi-head self-attention with an optional padding mask, rotary positions and a KV
 cache. A query that may attend to no key at all (a fully padded row) gets zeros, never NaN.
-Training runs the fused `attention` primitive (one graph node, hand-written backward); set
-`FUSED = False` for the composite of primitives, which shows every step in the graph."""
+The reference is a composite of primitives (every step a node in the graph); under
+`fast.enable()` the plain case runs as one fused `attention` node with a hand-written backward."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
 
-from ..engine import Tensor, apply, name_scope
+from .. import fast
+from ..engine import Tensor, name_scope
 from ..nn import Dropout, Linear, Module
 from .config import GPTConfig
 from .kv_cache import KVCache
 from .positions import apply_rope
-
-FUSED = True  # False: attention as a composite of primitives (teaching, tests compare the two)
 
 
 def attend(q: Tensor, k: Tensor, v: Tensor, allowed: np.ndarray | None,
@@ -54,9 +53,9 @@ class CausalSelfAttention(Module):
         b, t, c = x.shape
         nh, hs = self.n_head, self.head_size
         qkv = self.c_attn(x)                                         # (B, T, 3C)
-        if FUSED and allowed is not None and rope is None and cache is None and \
+        if fast.is_enabled() and allowed is not None and rope is None and cache is None and \
                 not self.keep_attention and (self.attn_dropout.p == 0 or not self.training):
-            y = apply("attention", qkv, Tensor(allowed), n_head=nh)     # (B, T, C)
+            y = fast.attention(qkv, allowed, nh)                      # (B, T, C)
             return self.resid_dropout(self.c_proj(y))
         q = qkv[:, :, :c].reshape(b, t, nh, hs).transpose(1, 2)      # (B, nh, T, hs)
         k = qkv[:, :, c:2 * c].reshape(b, t, nh, hs).transpose(1, 2)
