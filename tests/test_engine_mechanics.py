@@ -362,6 +362,37 @@ def test_anomaly_names_the_user_line_not_functional():
     assert "op 'softmax'" in str(info.value) and "F.softmax(x)" in str(info.value)
 
 
+@pytest.mark.filterwarnings("ignore:.*encountered:RuntimeWarning")  # NaN on purpose
+@pytest.mark.parametrize("on, op", [(False, "matmul"), (True, "linear")],
+                         ids=["reference", "fast"])
+def test_anomaly_inside_the_model_names_the_scope_and_the_users_line(on, op):
+    from tinygrad_gpt import GPT, GPTConfig
+    model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=8))
+    model.transformer.h[1].mlp.c_fc.weight.data[0, 0] = np.nan
+    ids = np.array([[1, 2, 3]])
+    with fast.enabled(on), detect_anomaly(), pytest.raises(FloatingPointError) as info:
+        logits, _ = model(ids)  # noqa: F841  (the NaN is born in layer 1's MLP)
+    msg = str(info.value)
+    assert msg.startswith(f"detect_anomaly: op '{op}' in scope 'h.1.mlp.c_fc' produced NaN in "
+                          "forward, at ")
+    assert re.search(r"test_engine_mechanics\.py:\d+ in test_anomaly_inside_the_model_names_the_"
+                     r"scope_and_the_users_line: logits, _ = model\(ids\)", msg), msg
+
+
+@pytest.mark.filterwarnings("ignore:.*encountered:RuntimeWarning")  # Inf on purpose
+def test_anomaly_in_backward_names_the_scope_of_the_op():
+    x = leaf([0.0, 4.0])
+    with detect_anomaly():
+        with name_scope("h"), name_scope("0"), name_scope("attn"):
+            y = x.sqrt()
+        with pytest.raises(FloatingPointError) as info:
+            y.sum().backward()
+    assert str(info.value).startswith("detect_anomaly: backward of op 'sqrt' in scope 'h.0.attn' "
+                                      "produced Inf in the gradient of its input 0; the op was "
+                                      "created at ")
+    assert str(info.value).endswith("y = x.sqrt()")
+
+
 # ----------------------------------------------------------------------------- name scopes
 
 def test_name_scope_labels_ops():

@@ -23,9 +23,12 @@ class MLP(Module):
         self.dropout = Dropout(config.dropout, rng)
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.c_fc(x)
+        with name_scope("c_fc"):
+            h = self.c_fc(x)
         h = fast.gelu(h) if fast.is_enabled() else h.gelu()      # the same formula, in place
-        return self.dropout(self.c_proj(h))
+        with name_scope("c_proj"):
+            h = self.c_proj(h)
+        return self.dropout(h)
 
 
 class Block(Module):
