@@ -222,3 +222,22 @@ def test_fused_linear_gradcheck_and_skips_the_unneeded_input_gradient(rng):
     data = Tensor(rng.standard_normal((3, 4)))                 # no grad: dx is never computed
     apply("linear", data, w, b).sum().backward()
     assert data.grad is None and w.grad is not None
+
+
+@pytest.mark.parametrize("shape", [(7,), (2, 5), (3, 1, 4)])
+def test_fast_embedding_backward_matches_the_reference_scatter(rng, shape):
+    weight = rng.standard_normal((6, 3))
+    ids = rng.integers(0, 6, shape)                    # repeated ids accumulate
+    g = rng.standard_normal(shape + (3,))
+    res = []
+    for on in (True, False):
+        w = Tensor(weight.copy(), requires_grad=True)
+        with fast.enabled(on):
+            y = F.embedding(w, ids)
+        assert y.op == "getitem"
+        y.backward(g)
+        res.append((y.data, w.grad))
+    np.testing.assert_array_equal(res[0][0], res[1][0])
+    np.testing.assert_allclose(res[0][1], res[1][1], rtol=1e-13, atol=1e-14)
+    mixed = np.where(ids % 2 == 1, ids - 6, ids)       # row k also written as k - 6
+    assert gradcheck(lambda w: fast.embedding(w, mixed), Tensor(weight, requires_grad=True))

@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     module.add_arguments(parser)
     args = parser.parse_args(argv[1:])
     from .. import fast        # the command line runs the fast kernels in a tuned process
-    fast.enable()
     fast.tune_process()
-    return int(module.run(args) or 0)
+    with fast.enabled():
+        return int(module.run(args) or 0)
 
 

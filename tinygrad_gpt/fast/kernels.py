@@ -67,8 +67,31 @@ def _gelu_tanh(a):
     return out.reshape(a.shape), backward
 
 
-# the graph node keeps the reference op's name: pictures and diagnostics see a `gelu` either way
+def _rows(a, *, index):
+    """out = a[index] for an integer array picking rows (an embedding lookup);
+    da = g summed into the rows: sort the indices, sum each run of equal ones with one reduceat,
+    write each row once (np.add.at, the reference's scatter, is 8x slower: 2.4 against 0.3 ms
+    for a small step's token ids)."""
+    n = a.shape[0]
+
+    def backward(g):
+        ga = np.zeros(a.shape, dtype=g.dtype)
+        flat = index.reshape(-1)
+        flat = np.where(flat < 0, flat + n, flat)            # -1 and n - 1 are the same row
+        if flat.size:
+            rows = g.reshape((flat.size,) + ga.shape[1:])
+            order = np.argsort(flat, kind="stable")
+            ordered = flat[order]
+            starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+            ga[ordered[starts]] = np.add.reduceat(rows[order], starts, axis=0)
+        return (ga,)
+    return a[index], backward
+
+
+# the graph nodes keep the reference ops' names: pictures and diagnostics see a `gelu` and a
+# `getitem` either way
 GELU = OpDef("gelu", _gelu_tanh, True, (_gelu_tanh.__doc__ or "").strip())
+ROWS = OpDef("getitem", _rows, True, (_rows.__doc__ or "").strip())
 
 
 @register("linear")
@@ -325,6 +348,11 @@ def cross_entropy_op(logits, targets, *, ignore_index: int = -100):
 def gelu(x: Tensor) -> Tensor:
     """GPT-2's tanh GELU as the in-place kernel (a `gelu` node, like `Tensor.gelu()`)."""
     return apply(GELU, x)
+
+
+def embedding(weight: Tensor, ids: np.ndarray) -> Tensor:
+    """weight[ids] for checked integer ids (a `getitem` node, like `weight[ids]`)."""
+    return apply(ROWS, weight, index=ids)
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
