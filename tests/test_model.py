@@ -9,6 +9,7 @@ import pytest
 from tinygrad_gpt import GPT, GPTConfig, Tensor, optim
 from tinygrad_gpt.model import Block, init_loss
 from tinygrad_gpt.model.positions import apply_rope, rope_cos_sin, sinusoidal_table
+from tinygrad_gpt.model.sampling import sample
 
 V, T = 23, 12
 POS = ["learned", "sinusoidal", "rope", "none"]
@@ -316,11 +317,11 @@ def test_generation_restores_training_mode_and_is_deterministic_per_seed():
 def test_top_k_and_top_p_only_sample_allowed_tokens():
     logits = np.log(np.array([[0.5, 0.3, 0.15, 0.05]]))
     rng = np.random.default_rng(0)
-    k2 = {int(GPT._sample(logits, 1.0, 2, None, rng)[0]) for _ in range(300)}
+    k2 = {int(sample(logits, 1.0, 2, None, rng)[0]) for _ in range(300)}
     assert k2 == {0, 1}
-    p = {int(GPT._sample(logits, 1.0, None, 0.7, rng)[0]) for _ in range(300)}
+    p = {int(sample(logits, 1.0, None, 0.7, rng)[0]) for _ in range(300)}
     assert p == {0, 1}                              # 0.5 < 0.7 needs the second token too
-    draws = [int(GPT._sample(logits, 1.0, None, None, rng)[0]) for _ in range(4000)]
+    draws = [int(sample(logits, 1.0, None, None, rng)[0]) for _ in range(4000)]
     freq = np.bincount(draws, minlength=4) / 4000
     np.testing.assert_allclose(freq, [0.5, 0.3, 0.15, 0.05], atol=0.03)
 

@@ -202,8 +202,6 @@ class GPT(Module):
             self.train(was_training)
         return ids
 
-    _sample = staticmethod(sample)
-
     def _generation_forward(self) -> contextlib.AbstractContextManager:
         """The forward generate runs: with fast on, the no-graph numpy decode where it
         reproduces this model exactly (it fails closed), else the reference forward."""
