@@ -100,6 +100,9 @@ class Deep:
     symptom: str
     figures: tuple[Figure, ...] = ()
     published: Published | None = None
+    # how the deep symptom compares over seeds, as the sweep's Mistake.effect: "difference"
+    # (wrong - fixed), "ratio" (wrong / fixed) or "" (not a number: count the seeds only)
+    effect: str = "difference"
 
 
 @dataclass

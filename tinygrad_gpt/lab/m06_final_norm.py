@@ -269,6 +269,7 @@ def _deep_drift(r: dict, path: Path) -> Path:
 
 
 DEEP = Deep(DEEP_SETTINGS, deep_measure, deep_verdict, symptom="head_input_growth",
+            effect="ratio",
             figures=(Figure("m06_deep_drift.png", _deep_drift,
                             "Left: the RMS of what the head reads, probed during training "
                             "(log scale). Right: training loss of both models on the same "
