@@ -19,7 +19,7 @@ from tinygrad_gpt.lab.common import lab_data
 from tinygrad_gpt.lab.deep import smooth, unigram_loss
 
 # a few seconds each: the deep experiments at a fraction of their size
-REDUCED = {"norm": dict(n_layer=3, steps=8, warmup=3, lrs=[3e-3, 3e-2]),
+REDUCED = {"norm": dict(depths=[2, 3], steps=8, warmup=3, lrs=[3e-3, 3e-2]),
            "residual": dict(n_layer=4, steps=8),
            "ffn": dict(steps=8, ratios=[1, 4]),
            "final-norm": dict(n_layer=2, steps=8, probe_every=3)}
@@ -62,15 +62,18 @@ def test_smooth_is_a_trailing_mean():
 def _norm_metrics(post, pre, warm, diverged=(False, False)):
     def side(v, d=(False, False)):
         lag = [a - b for a, b in zip(v, pre)]
-        return {"val_loss_by_lr": v, "diverged_by_lr": list(d), "lag_vs_pre_by_lr": lag}
+        return {"val_loss_by_run": v, "diverged_by_run": list(d), "lag_vs_pre_by_run": lag}
     return {"wrong": side(post, diverged), "fixed": side(pre), "warmup": side(warm)}
 
 
 def test_norm_harm_needs_post_norm_behind_and_warmup_rescuing_it():
-    ctx = {"lrs": [1e-2, 3e-2], "steps": 10, "n_layer": 12, "n_embd": 16}
+    ctx = {"depths": [12], "lrs": [1e-2, 3e-2], "steps": 10, "n_embd": 16,
+           "unigram_loss": 3.2}
+    assert m01.grid({"depths": [12, 24], "lrs": [1e-2, 3e-2]}) == \
+        [(12, 1e-2), (12, 3e-2), (24, 1e-2), (24, 3e-2)]
     # behind by 0.5 at lr 3e-2, warmup within 0.05: harm
     v = m01.deep_verdict(_norm_metrics([2.0, 3.0], [2.0, 2.5], [2.0, 2.55]), ctx)
-    assert v.kind == HARM and "+0.50 nats behind pre-norm at lr 0.03" in v.symptom
+    assert v.kind == HARM and "+0.50 nats behind pre-norm at 12 blocks, lr 0.03" in v.symptom
     # behind, but warmup does not rescue it: not the published harm
     assert m01.deep_verdict(_norm_metrics([2.0, 3.0], [2.0, 2.5], [2.0, 2.9]), ctx).kind \
         == NOT_SEEN
