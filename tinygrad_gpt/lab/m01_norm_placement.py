@@ -190,7 +190,7 @@ def deep_verdict(metrics: dict, context: dict) -> Verdict:
     i = harmed[0] if harmed else int(np.argmax(w["lag_vs_pre_by_run"]))
     depth, lr = runs[i]
     words = (f"post-norm without warmup {w['lag_vs_pre_by_run'][i]:+.2f} nats behind pre-norm "
-             f"at {depth} blocks, lr {lr:g} (its worst), with warmup "
+             f"at {depth} blocks, lr {lr:g}{'' if harmed else ' (its worst)'}, with warmup "
              f"{wu['lag_vs_pre_by_run'][i]:+.2f}")
     per_run = "; ".join(
         f"{d} blocks, lr {x:g}: pre {f['val_loss_by_run'][k]:.3f}, post "
@@ -220,7 +220,7 @@ def _deep_loss(r: dict, path: Path) -> Path:
             row[0].set_ylabel("training loss (nats)")
         for ax in axes[-1]:
             ax.set_xlabel("step")
-        axes[0][0].set_ylim(1.8, 4.8)
+        axes[0][0].set_ylim(2.5, 4.8)
         axes[-1][0].legend(fontsize=7, loc="lower left")
         deep.note_published(axes[0][-1], DEEP_PUBLISHED)
     return figure(path, draw, 10.0, 3.0 * len(depths) + 0.6)
