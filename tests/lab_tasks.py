@@ -1,0 +1,33 @@
+"""Task functions for the executor tests: module-level, so worker processes can import them."""
+import os
+import time
+from pathlib import Path
+
+
+def square_after(task):
+    """(x, delay): x * x after `delay` seconds (later tasks may finish first)."""
+    x, delay = task
+    time.sleep(delay)
+    return {"x": x, "square": x * x, "pid": os.getpid()}
+
+
+def crash_once(task):
+    """(x, marker): the first call with x == 3 kills its process; every later call works."""
+    x, marker = task
+    if x == 3 and not Path(marker).exists():
+        Path(marker).write_text("crashed once")
+        os._exit(13)
+    return x * x
+
+
+def always_crash(task):
+    x, _ = task
+    if x == 1:
+        os._exit(13)
+    return x
+
+
+def fail_on_two(x):
+    if x == 2:
+        raise ValueError(f"task {x} is bad")
+    return x
