@@ -2,8 +2,8 @@
 IndexError past block_size, clamped it runs silently on reused rows; our GPT stops there with a
 clear error; sinusoidal and RoPE positions run at twice the trained length (loss measured).
 
-    python examples/mistake_07_positions.py            # full experiment (~10 s)
-    python examples/mistake_07_positions.py --quick --out lab_out
+    python examples/mistake_07_positions.py     # quick; pictures in out/mistake_07/
+    python examples/mistake_07_positions.py --full --seed 1 --out my_folder
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tinygrad_gpt.lab.m07_positions import HandwrittenPositionsGPT
 
 
 def main() -> None:
-    args = example_args(__doc__)
+    args = example_args(__doc__, 7)
 
     ids = np.zeros((1, 64), dtype=np.int64)                 # twice the block size
     small = dict(vocab_size=65, block_size=32, n_layer=2, n_head=2, n_embd=32)

@@ -2,8 +2,8 @@
 hides the padding (and positions count from the first real token); right padding is harmless
 under a causal mask; a row that is all padding stays finite.
 
-    python examples/mistake_08_padding_mask.py         # full experiment (~10 s)
-    python examples/mistake_08_padding_mask.py --quick --out lab_out
+    python examples/mistake_08_padding_mask.py     # quick; pictures in out/mistake_08/
+    python examples/mistake_08_padding_mask.py --full --seed 1 --out my_folder
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tinygrad_gpt.lab import example_args, run_one
 
 
 def main() -> None:
-    args = example_args(__doc__)
+    args = example_args(__doc__, 8)
 
     seq = np.array([[5, 9, 2, 7, 1]])
     ids = np.array([[0, 0, 0, 5, 9, 2, 7, 1], [3, 4, 5, 6, 7, 8, 9, 10]])   # row 0 left-padded

@@ -2,8 +2,8 @@
 zero gradient; teacher forcing (cross-entropy) trains, and REINFORCE with a baseline raises a
 reward on sampled tokens, measured against a placebo with coin-flip rewards.
 
-    python examples/mistake_09_argmax.py               # full experiment (~20 s)
-    python examples/mistake_09_argmax.py --quick --out lab_out
+    python examples/mistake_09_argmax.py     # quick; pictures in out/mistake_09/
+    python examples/mistake_09_argmax.py --full --seed 1 --out my_folder
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tinygrad_gpt.lab import example_args, run_one
 
 
 def main() -> None:
-    args = example_args(__doc__)
+    args = example_args(__doc__, 9)
 
     model = GPT(GPTConfig(vocab_size=65, block_size=32, n_layer=2, n_head=2, n_embd=32))
     ids = np.random.default_rng(args.seed).integers(0, 65, (2, 16))

@@ -2,8 +2,8 @@
 leave unknowns in the rest; byte-level BPE has none, and bits per byte make models with
 different tokenizers comparable.
 
-    python examples/mistake_10_vocabulary.py           # full experiment (~25 s)
-    python examples/mistake_10_vocabulary.py --quick --out lab_out
+    python examples/mistake_10_vocabulary.py     # quick; pictures in out/mistake_10/
+    python examples/mistake_10_vocabulary.py --full --seed 1 --out my_folder
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tinygrad_gpt.tokenizers import BPETokenizer, CharTokenizer
 
 
 def main() -> None:
-    args = example_args(__doc__)
+    args = example_args(__doc__, 10)
 
     sample = "the quick brown fox jumps over the lazy dog. " * 20
     text = "Quick! Zoë's fox — 42 ☃"

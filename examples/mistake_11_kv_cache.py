@@ -2,8 +2,8 @@
 ways with full recomputation; with the update, cached logits match at every step and
 generation gets faster.
 
-    python examples/mistake_11_kv_cache.py             # full experiment (~20 s)
-    python examples/mistake_11_kv_cache.py --quick --out lab_out
+    python examples/mistake_11_kv_cache.py     # quick; pictures in out/mistake_11/
+    python examples/mistake_11_kv_cache.py --full --seed 1 --out my_folder
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tinygrad_gpt.lab.m11_kv_cache import cached_step_logits
 
 
 def main() -> None:
-    args = example_args(__doc__)
+    args = example_args(__doc__, 11)
 
     seq = np.random.default_rng(args.seed).integers(0, 65, (1, 32))
     for update in (False, True):

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from tinygrad_gpt import GPT
-from tinygrad_gpt.lab import MISTAKES
-from tinygrad_gpt.lab.common import blas_threads
+from tinygrad_gpt.lab import MISTAKES, run_mistake
 
 _CACHE: dict = {}
 
@@ -16,8 +15,8 @@ _CACHE: dict = {}
 def quick(slug: str):
     """Each experiment runs once per test session (seed 0, no pictures)."""
     if slug not in _CACHE:
-        with blas_threads(1):
-            _CACHE[slug] = MISTAKES[slug].run(quick=True, seed=0)
+        _CACHE[slug] = run_mistake(slug, quick=True, seed=0)
+        assert not _CACHE[slug].error, _CACHE[slug].notes
     return _CACHE[slug]
 
 
@@ -102,7 +101,10 @@ def test_ln_axis_makes_samples_depend_on_each_other():
     w, f = r.metrics["wrong"], r.metrics["fixed"]
     assert w["batch_dependence"] > 1e-2
     assert f["batch_dependence"] == 0.0                   # bit-identical
-    assert w["b1_output_spread"] == 0.0                   # batch of one: input is ignored
+    # batch of one: every LayerNorm outputs its bias, so the input is ignored; the outputs
+    # agree to float32 rounding only (measured 1.2e-7: BLAS may compute some rows with a
+    # different kernel), against 0.1 and more when the input is seen
+    assert w["b1_output_spread"] < 1e-5
     assert f["b1_output_spread"] > 0.1
     assert w["batch1_minus_batched"] > 0.3
     assert abs(f["batch1_minus_batched"]) < 1e-4
@@ -122,7 +124,6 @@ def test_final_norm_head_reads_the_raw_stream():
 
 
 def test_same_seed_same_numbers():
-    with blas_threads(1):
-        a = MISTAKES["ln-axis"].run(quick=True, seed=1)
-        b = MISTAKES["ln-axis"].run(quick=True, seed=1)
+    a = run_mistake("ln-axis", quick=True, seed=1)
+    b = run_mistake("ln-axis", quick=True, seed=1)
     assert a.metrics == b.metrics and a.verdict == b.verdict

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from tinygrad_gpt import GPT
-from tinygrad_gpt.lab import MISTAKES
-from tinygrad_gpt.lab.common import blas_threads
+from tinygrad_gpt.lab import MISTAKES, run_mistake
 from tinygrad_gpt.lab.m07_positions import handwritten
 from tinygrad_gpt.lab.m08_padding_mask import naive_softmax_rows
 from tinygrad_gpt.lab.m09_argmax import constant_policy_reward, directional_derivatives, reward_gain
@@ -27,8 +26,8 @@ def quick(tmp_path_factory):
 
     def get(n: int):
         if n not in _RESULTS:
-            with blas_threads(1):            # tiny matrices: a second BLAS thread only spins
-                _RESULTS[n] = MISTAKES[n].run(quick=True, seed=0, out_dir=out / str(n))
+            _RESULTS[n] = run_mistake(n, quick=True, seed=0, out_dir=out / str(n))
+            assert not _RESULTS[n].error, _RESULTS[n].notes
         return _RESULTS[n]
     return get
 
@@ -246,7 +245,6 @@ def test_cached_logits_equal_full_forward_only_with_the_update():
 
 @pytest.mark.slow
 def test_same_seed_gives_the_same_numbers(quick):
-    with blas_threads(1):
-        again = MISTAKES[9].run(quick=True, seed=0)
+    again = run_mistake(9, quick=True, seed=0)
     assert again.metrics == quick(9).metrics
     assert again.series == quick(9).series

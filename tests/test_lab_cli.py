@@ -1,6 +1,7 @@
-"""`tinygrad-gpt lab` end to end: --quick runs all eleven mistakes, reproduces each, and writes a
+"""`tinygrad-gpt lab` end to end: --quick runs every mistake, reproduces each, and writes a
 self-contained index.html (summary first, one section per mistake) and a results.json holding
-every metric; --only, --corpus, --seed and bad arguments behave."""
+every metric; --only, --corpus, --seed and bad arguments (a corpus too small) behave, and a
+failed experiment's reason reaches the console."""
 import json
 import re
 import subprocess
@@ -10,11 +11,14 @@ import pytest
 
 from tinygrad_gpt.cli import main
 from tinygrad_gpt.data import generated_corpus
-from tinygrad_gpt.lab import MISTAKES
-from tinygrad_gpt.lab.runner import jsonable, select
+from tinygrad_gpt.lab import MISTAKES, unregister
+from tinygrad_gpt.lab.base import Mistake, register
+from tinygrad_gpt.lab.common import min_corpus_chars
+from tinygrad_gpt.lab.runner import jsonable, ordered_mistakes, select
 
 SLUGS = ["norm", "residual", "ffn", "tying", "ln-axis", "final-norm", "positions",
          "padding-mask", "argmax", "vocabulary", "kv-cache"]
+N = len(SLUGS)
 
 
 @pytest.fixture(scope="module")
@@ -26,30 +30,35 @@ def quick_lab(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_quick_lab_reproduces_all_eleven(quick_lab):
+def test_quick_lab_reproduces_every_mistake(quick_lab):
     proc, out = quick_lab
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [m.slug for m in ordered_mistakes()] == SLUGS
     doc = json.loads((out / "results.json").read_text())
-    assert doc["quick"] is True and doc["seed"] == 0 and doc["total"] == 11
+    assert doc["quick"] is True and doc["seed"] == 0 and doc["total"] == N
     entries = doc["mistakes"]
-    assert [e["number"] for e in entries] == list(range(1, 12))
+    assert [e["number"] for e in entries] == list(range(1, N + 1))
     not_reproduced = [e["slug"] for e in entries if not e["reproduced"]]
     assert not not_reproduced, [(e["slug"], e["verdict"]) for e in entries if not e["reproduced"]]
-    assert doc["reproduced"] == 11
+    assert doc["reproduced"] == N
     for e in entries:
         assert e["slug"] == MISTAKES[e["number"]].slug
         assert {"wrong", "fixed"} <= set(e["metrics"])
         # the symptom is a real metric measured on both sides
         assert e["symptom"] in e["metrics"]["wrong"] and e["symptom"] in e["metrics"]["fixed"]
-        assert e["verdict"] and e["title"]
-    # the terminal shows progress and the summary table, one row per mistake
+        assert e["verdict"] and e["title"] and e["settings"] == MISTAKES[e["slug"]].tiers["quick"]
+    # the terminal shows one line per mistake, progress inside each (steps, elapsed, time
+    # left) and the summary table, one row per mistake
     lines = proc.stdout.splitlines()
-    assert sum(line.startswith("[") for line in lines) == 11
+    assert sum(line.startswith("[") for line in lines) == N
+    # tqdm's bar ("50/50 [00:01<00:00") or the plain line ("50/50 steps, 1s elapsed, about")
+    assert re.search(r"norm: post.*50/50 (\[\d\d:\d\d<\d\d:\d\d|steps, \S+ elapsed, about)",
+                     proc.stdout + proc.stderr)
     header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["#", "mistake"])
-    rows = lines[header + 2:header + 13]
-    assert [r.split()[0] for r in rows] == [str(n) for n in range(1, 12)]
+    rows = lines[header + 2:header + 2 + N]
+    assert [r.split()[0] for r in rows] == [str(n) for n in range(1, N + 1)]
     assert all(r.rstrip().endswith("yes") for r in rows)
-    assert "11 of 11 reproduced" in proc.stdout
+    assert f"{N} of {N} reproduced" in proc.stdout
 
 
 @pytest.mark.slow
@@ -58,13 +67,13 @@ def test_quick_lab_report_has_summary_then_a_section_per_mistake(quick_lab):
     html = (out / "index.html").read_text()
     sections = re.findall(r'<section id="([^"]+)">\s*<h2>([^<]+)</h2>', html)
     titles = [t for _, t in sections]
-    assert titles[0] == "Summary" and len(titles) == 12
+    assert titles[0] == "Summary" and len(titles) == N + 1
     for n, title in enumerate(titles[1:], 1):
         assert title.startswith(f"{n}. ")
     for anchor, _ in sections:                       # every section is in the contents
         assert f'href="#{anchor}"' in html
     summary = html.split("<section", 2)[1]
-    assert summary.count("<tr>") == 12               # header + one row per mistake
+    assert summary.count("<tr>") == N + 1            # header + one row per mistake
     for slug in SLUGS:
         assert slug in summary
     bodies = html.split("<section")[2:]
@@ -103,10 +112,41 @@ def test_bad_arguments_exit_2_with_a_message(tmp_path, capsys):
     assert "missing.txt" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("chars", [0, 100])
+def test_a_corpus_too_small_is_refused_before_anything_runs(tmp_path, capsys, chars):
+    corpus = tmp_path / "tiny.txt"
+    corpus.write_text("ab" * (chars // 2))
+    need = min_corpus_chars(True)
+    assert need == 2560                                 # 80 x block size 32
+    assert main(["lab", "--quick", "--corpus", str(corpus), "--out", str(tmp_path / "o")]) == 2
+    out = capsys.readouterr()
+    assert out.err.strip() == (f"tinygrad-gpt lab: corpus {corpus} has {chars} characters; the "
+                               f"lab needs at least 2,560 in --quick (a tenth is held out, and "
+                               f"it must hold windows of twice the block size)")
+    assert out.out == "" and not (tmp_path / "o").exists()
+    assert min_corpus_chars(False) == 5120              # full mode: block size 64
+
+
+def test_a_failed_experiment_prints_its_reason(tmp_path, capsys):
+    def explode(settings, seed, data):
+        raise ArithmeticError("the corpus has no spaces\nmore detail")
+
+    register(Mistake(99, "test-explodes", "explodes", "x", {}, {}, {"quick": {}, "full": {}},
+                     explode, lambda m, c: (True, ""), "v"))
+    try:
+        code = main(["lab", "--quick", "--only", "test-explodes", "--out", str(tmp_path)])
+    finally:
+        unregister("test-explodes")
+    out = capsys.readouterr()
+    assert code == 1
+    assert "FAILED in" in out.out and "ArithmeticError: the corpus has no spaces" in out.out
+    assert out.err.splitlines()[-1] == "  test-explodes: ArithmeticError: the corpus has no spaces"
+
+
 def test_select_and_jsonable():
     assert [m.number for m in select("final-norm,1")] == [1, 6]
     assert [m.number for m in select(None)] == sorted(k for k in MISTAKES if isinstance(k, int))
-    with pytest.raises(ValueError, match="no mistake"):
-        select(["12"])
+    with pytest.raises(ValueError, match="no mistake '99'; choose from 1/norm, 2/residual"):
+        select(["99"])
     assert jsonable({"a": float("inf"), "b": [float("nan")], 3: (1, 2.5)}) == \
         {"a": "inf", "b": ["nan"], "3": [1, 2.5]}

@@ -8,7 +8,7 @@ import sys
 
 # (name, module, one-line help): the whole table of subcommands
 COMMANDS = [
-    ("lab", "tinygrad_gpt.cli.lab", "run the eleven-mistakes lab and write its HTML report"),
+    ("lab", "tinygrad_gpt.cli.lab", "run the mistakes lab and write its HTML report"),
     ("train", "tinygrad_gpt.cli.train", "train a GPT on a text corpus and save a checkpoint"),
     ("sample", "tinygrad_gpt.cli.sample", "generate text from a checkpoint"),
     ("graph", "tinygrad_gpt.cli.graph", "draw a model's computation graph colored by gradient"),

@@ -1,37 +1,46 @@
-"""What every mistake module provides: a `Mistake` entry (title, explanation, wrong and fixed
-settings, `run`) and the `Result` its run returns (metrics for both sides, pictures, verdict)."""
+"""What a mistake is: data (number, slug, title, explanation, wrong and fixed settings, settings
+per tier) plus functions (measure, verdict, figures). `register` adds one to `MISTAKES`;
+`discover` imports every `mNN_*` module of a package, so that each one registers itself."""
 from __future__ import annotations
 
+import copy
+import importlib
+import pkgutil
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+TIERS = ("quick", "full")
+MODULE_NAME = re.compile(r"m\d\d_\w+")   # m01_norm_placement, m12_..., discovered in order
+
 
 @dataclass
-class Result:
-    slug: str
+class Measured:
+    """What an experiment measured, as plain data (numbers, strings, lists; no arrays, models
+    or graphs), so that it can cross a process boundary and be written as JSON."""
     metrics: dict[str, dict[str, Any]]   # {"wrong": {...}, "fixed": {...}} (and other sides)
-    reproduced: bool                     # computed from the metrics, never hard-coded
-    symptom: str                         # the metric that shows the mistake, e.g. "grad_span"
-    verdict: str                         # one sentence: what was measured and what it means
-    pictures: list[str] = field(default_factory=list)   # files written under out_dir
-    series: dict[str, Any] = field(default_factory=dict)  # curves for plots (lists of floats)
-    notes: str = ""
-    captions: dict[str, str] = field(default_factory=dict)  # picture -> caption in the report
+    series: dict[str, Any] = field(default_factory=dict)    # curves (lists of floats)
+    figures: dict[str, Any] = field(default_factory=dict)   # what the figures draw, by name
+    notes: str = ""                                         # measured caveats for the report
+    # facts the verdict and figures need beside the metrics (the vocabulary size, ...)
+    facts: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
-    def describe(self) -> str:
-        """The verdict, every metric by side and the pictures, as plain text."""
-        lines = ["", self.verdict, f"reproduced: {self.reproduced}"]
-        for side, metrics in self.metrics.items():
-            lines.append(f"  {side}:")
-            for key, value in metrics.items():
-                shown = f"{value:.4g}" if isinstance(value, float) else f"{value}"
-                lines.append(f"    {key:<24} {shown}")
-        lines += [f"  picture: {p}" for p in self.pictures]
-        return "\n".join(lines)
+@dataclass(frozen=True)
+class Figure:
+    """One picture: `draw(result, path)` writes it from a task's result (the dict `run_task`
+    returns) and gives back the file it wrote (None: nothing to draw). `name` is the file under
+    the report folder; `caption` may depend on the result."""
+    name: str
+    draw: Callable[[dict, Path], str | Path | None]
+    caption: str | Callable[[dict], str] = ""
+
+    def caption_for(self, result: dict) -> str:
+        return self.caption(result) if callable(self.caption) else self.caption
+
+
+Verdict = Callable[[dict, dict], "tuple[bool, str]"]
 
 
 @dataclass
@@ -42,22 +51,88 @@ class Mistake:
     explanation: str                 # in our own words: what goes wrong and why
     wrong: dict[str, Any]            # GPTConfig overrides (or a description) for the mistake
     fixed: dict[str, Any]            # ... and for the fix
-    run: Callable[..., Result]       # run(quick=False, seed=0, out_dir=None, corpus=None)
+    tiers: dict[str, dict[str, Any]]  # {"quick": settings, "full": settings} for `measure`
+    # measure(settings, seed, data) -> Measured: the experiment, pictures left out
+    measure: Callable[..., Measured]
+    # verdict(metrics, context) -> (reproduced, one sentence saying what was measured), where
+    # context is the settings plus the Measured facts
+    verdict: Verdict
+    symptom: str                     # the metric of the summary table, on both sides
+    figures: tuple[Figure, ...] = ()
+    notes: str = ""                  # fixed notes for the report (measured notes: Measured)
     # build(side, seed) -> a tiny untrained model for side "wrong" or "fixed", whose call takes
     # ids (B, T) and returns (logits, loss); diagnose() is checked against these
     build: Callable[[str, int], Any] | None = None
+    module: str = ""                 # the module that defines it (set by `register`)
+
+    def settings(self, tier: str) -> dict[str, Any]:
+        """A copy of the experiment's settings for `tier` ("quick" or "full")."""
+        if tier not in self.tiers:
+            raise ValueError(f"lab: mistake {self.slug!r} has no tier {tier!r}; "
+                             f"choose from {sorted(self.tiers)}")
+        return copy.deepcopy(self.tiers[tier])
+
+
+@dataclass
+class Result:
+    """One experiment's outcome as the caller sees it (built from `run_task`'s dict)."""
+    slug: str
+    metrics: dict[str, dict[str, Any]]
+    reproduced: bool                     # computed from the metrics, never hard-coded
+    symptom: str                         # the metric that shows the mistake, e.g. "grad_span"
+    verdict: str                         # one sentence: what was measured and what it means
+    pictures: list[str] = field(default_factory=list)   # files written under out_dir
+    series: dict[str, Any] = field(default_factory=dict)  # curves for plots (lists of floats)
+    notes: str = ""
+    captions: dict[str, str] = field(default_factory=dict)  # picture -> caption in the report
+    error: str = ""                      # "Type: message" when the experiment raised
+    elapsed_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def describe(self, fmt: Callable[[Any], str] = str) -> str:
+        """The verdict, every metric by side and the pictures, as plain text."""
+        lines = ["", self.verdict, f"reproduced: {self.reproduced}"]
+        for side, metrics in self.metrics.items():
+            lines.append(f"  {side}:")
+            lines += [f"    {key:<24} {fmt(value)}" for key, value in metrics.items()]
+        lines += [f"  picture: {p}" for p in self.pictures]
+        return "\n".join(lines)
 
 
 MISTAKES: dict = {}
 
 
 def register(mistake: Mistake) -> Mistake:
-    """Add to the registry under its number (1..11) and its slug."""
+    """Add to the registry under its number and its slug."""
     if mistake.number in MISTAKES or mistake.slug in MISTAKES:
         raise ValueError(f"lab: mistake {mistake.number} / {mistake.slug!r} registered twice")
+    missing = [t for t in TIERS if t not in mistake.tiers]
+    if missing:
+        raise ValueError(f"lab: mistake {mistake.slug!r} has no settings for {missing}")
+    if not mistake.module:
+        mistake.module = getattr(mistake.measure, "__module__", "") or ""
     MISTAKES[mistake.number] = mistake
     MISTAKES[mistake.slug] = mistake
     return mistake
+
+
+def unregister(slug: str) -> None:
+    """Remove a mistake (a test's extra one) from the registry."""
+    mistake = MISTAKES.pop(slug)
+    MISTAKES.pop(mistake.number, None)
+
+
+def discover(package: str) -> list[str]:
+    """Import every module named like `m01_...` in `package`, in name order, so that each one
+    registers its mistake; returns the module names imported."""
+    pkg = importlib.import_module(package)
+    names = sorted(info.name for info in pkgutil.iter_modules(pkg.__path__)
+                   if MODULE_NAME.fullmatch(info.name))
+    for name in names:
+        importlib.import_module(f"{package}.{name}")
+    return names
 
 
 def out_path(out_dir: str | Path | None, name: str) -> Path | None:

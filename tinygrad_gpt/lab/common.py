@@ -1,17 +1,54 @@
-"""Shared pieces of the experiments: the lab's corpus as token ids, a small model config, and a
-short training loop that records loss and per-layer gradient norms."""
+"""Shared pieces of the experiments: the lab's corpus as token ids, a small model config, a
+short training loop that records loss and per-block gradient norms (with progress on the
+console when the runner asks for it), and the measurements several mistakes use."""
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import numpy as np
 
 from .. import optim
 from ..data import get_batch, load_corpus, train_val_split
-from ..engine import no_grad
+from ..engine import no_grad, record_gradients
 from ..engine.threads import blas_threads  # noqa: F401  (re-exported for the lab)
 from ..model import GPT, GPTConfig
+from ..model.stats import block_grad_norms
+from ..progress import Progress
+from ..viz import Graph, trace
+
+# the largest block size of the lab's models by tier (small_config); the corpus must hold
+# windows of twice this (mistake 7 asks for 2 x block_size) in its held-out tenth, four times
+LAB_BLOCK = {True: 32, False: 64}
+
+
+def min_corpus_chars(quick: bool) -> int:
+    """The fewest characters of text the lab runs on: 80 x the block size."""
+    return 10 * 4 * 2 * LAB_BLOCK[quick]
+
+
+_LABEL: contextvars.ContextVar[str | None] = contextvars.ContextVar("lab_progress", default=None)
+
+
+@contextlib.contextmanager
+def progress_label(label: str | None) -> Iterator[None]:
+    """Inside, loops of the lab show progress on the console, prefixed by `label`; None: quiet."""
+    token = _LABEL.set(label)
+    try:
+        yield
+    finally:
+        _LABEL.reset(token)
+
+
+def progress(total: int, what: str) -> Progress:
+    """A progress display (steps, elapsed, time left) for a loop of `total` steps, shown only
+    inside `progress_label(...)`."""
+    label = _LABEL.get()
+    return Progress(total, f"  {label}: {what}" if label else what, enabled=label is not None,
+                    every=max(total // 4, 1))
 
 
 @dataclass
@@ -44,23 +81,20 @@ def lab_data(corpus: str | None = None) -> LabData:
     return _CACHE[key]
 
 
+# the lab's default model by tier: tiny in quick mode, small otherwise
+LAB_MODEL = {"quick": dict(block_size=LAB_BLOCK[True], n_layer=2, n_head=2, n_embd=32),
+             "full": dict(block_size=LAB_BLOCK[False], n_layer=4, n_head=4, n_embd=64)}
+
+
 def small_config(vocab_size: int, quick: bool, **overrides) -> GPTConfig:
-    """The lab's default model: tiny in quick mode, small otherwise."""
-    base = dict(vocab_size=vocab_size, block_size=32 if quick else 64,
-                n_layer=2 if quick else 4, n_head=2 if quick else 4,
-                n_embd=32 if quick else 64)
-    base.update(overrides)
-    return GPTConfig(**base)
+    """The lab's default model for the tier, with `overrides` (sizes or mistake switches)."""
+    return GPTConfig(**{"vocab_size": vocab_size, **LAB_MODEL["quick" if quick else "full"],
+                        **overrides})
 
 
-def layer_grad_norms(model: GPT) -> list[float]:
-    """L2 norm of all parameter gradients in each block h.0 .. h.N-1 (after backward)."""
-    out = []
-    for block in model.transformer.h:
-        sq = sum(float(np.vdot(p.grad, p.grad)) for p in block.parameters()
-                 if p.grad is not None)
-        out.append(math.sqrt(sq))
-    return out
+def model_sizes(settings: dict) -> dict:
+    """The model sizes among an experiment's settings (block_size, n_layer, n_head, n_embd)."""
+    return {k: settings[k] for k in LAB_MODEL["quick"] if k in settings}
 
 
 @dataclass
@@ -73,7 +107,7 @@ class TrainLog:
 
 def train(model: GPT, data: LabData, steps: int, batch_size: int = 8, lr: float = 3e-3,
           seed: int = 0, warmup: int = 0, clip: float | None = 1.0, eval_batches: int = 4,
-          record_grads: bool = False) -> TrainLog:
+          record_grads: bool = False, what: str = "train") -> TrainLog:
     """AdamW for `steps` steps on random windows; stops early (diverged=True) on a
     non-finite loss. Validation loss at the end on `eval_batches` fixed batches."""
     rng = np.random.default_rng(seed)
@@ -81,22 +115,24 @@ def train(model: GPT, data: LabData, steps: int, batch_size: int = 8, lr: float 
     bs = model.config.block_size
     log = TrainLog()
     model.train()
-    for step in range(steps):
-        opt.set_lr(optim.warmup_cosine(step, lr, warmup, steps, lr * 0.1) if warmup else lr)
-        x, y = get_batch(data.train, bs, batch_size, rng)
-        _, loss = model(x, y)
-        value = loss.item()
-        log.loss.append(value)
-        if not math.isfinite(value):
-            log.diverged = True
-            break
-        model.zero_grad()
-        loss.backward()
-        if record_grads:
-            log.grad_norms.append(layer_grad_norms(model))
-        if clip is not None:
-            optim.clip_grad_norm(model.parameters(), clip)
-        opt.step()
+    with progress(steps, what) as bar:
+        for step in range(steps):
+            opt.set_lr(optim.warmup_cosine(step, lr, warmup, steps, lr * 0.1) if warmup else lr)
+            x, y = get_batch(data.train, bs, batch_size, rng)
+            _, loss = model(x, y)
+            value = loss.item()
+            log.loss.append(value)
+            if not math.isfinite(value):
+                log.diverged = True
+                break
+            model.zero_grad()
+            loss.backward()
+            if record_grads:
+                log.grad_norms.append(block_grad_norms(model))
+            if clip is not None:
+                optim.clip_grad_norm(model.parameters(), clip)
+            opt.step()
+            bar.update(loss=value)
     log.val_loss = evaluate(model, data, batch_size, eval_batches, seed + 1)
     return log
 
@@ -140,7 +176,7 @@ def init_grad_norms(model: GPT, x: np.ndarray, y: np.ndarray) -> tuple[float, li
     model.zero_grad()
     _, loss = model(x, y)
     loss.backward()
-    norms = layer_grad_norms(model)
+    norms = block_grad_norms(model)
     model.zero_grad()
     return loss.item(), norms
 
@@ -199,11 +235,9 @@ def tail_mean(values: list[float], n: int = 10) -> float:
     return float(np.mean(v)) if v else float("nan")
 
 
-def step_graph(model: GPT, x: np.ndarray, y: np.ndarray):
+def step_graph(model: GPT, x: np.ndarray, y: np.ndarray) -> Graph:
     """The traced graph of one forward + backward with gradients recorded (for the
     gradient-colored pictures); the model's gradients are cleared afterwards."""
-    from ..engine import record_gradients
-    from ..viz import trace
     with record_gradients():
         _, loss = model(x, y)
         loss.backward()

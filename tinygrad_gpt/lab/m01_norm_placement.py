@@ -3,11 +3,13 @@ expects pre-norm. We compare gradient norm by layer at initialization and the lo
 training at one learning rate without warmup, for pre, post and mixed placement."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..model import GPT
-from .base import Mistake, Result, register
-from .common import (build_model, fixed_batch, init_grad_norms, lab_data, small_config, spikes,
+from .base import Figure, Measured, Mistake, register
+from .common import (LabData, build_model, fixed_batch, init_grad_norms, small_config, spikes,
                      span, tail_mean, train)
-from .plotting import save_plot
+from .plotting import plot
 
 EXPLANATION = """\
 Pre-norm (`x = x + f(LN(x))`, GPT-2 onwards) normalizes only what enters each sublayer, so the
@@ -36,25 +38,22 @@ training failures of post-norm without warmup reported for large models (Xiong e
 this lab trains in a minute."""
 
 
-def _settings(quick: bool) -> dict:
-    # measured on seeds 0-2 (see the verdict): deep enough for the imbalance to show
-    if quick:
-        return dict(n_layer=6, n_embd=32, n_head=2, block_size=16, steps=50, lr=1e-2)
-    return dict(n_layer=8, n_embd=32, n_head=2, block_size=32, steps=100, lr=1e-2)
+# measured on seeds 0-2 (see the verdict): deep enough for the imbalance to show
+TIERS = {"quick": dict(n_layer=6, n_embd=32, n_head=2, block_size=16, steps=50, lr=1e-2),
+         "full": dict(n_layer=8, n_embd=32, n_head=2, block_size=32, steps=100, lr=1e-2)}
 
 
-def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = None) -> Result:
-    data = lab_data(corpus)
-    s = _settings(quick)
+def measure(settings: dict, seed: int, data: LabData) -> Measured:
+    s = dict(settings)
     steps, lr = s.pop("steps"), s.pop("lr")
     x, y = fixed_batch(data, s["block_size"], 8, seed)
     metrics: dict = {}
     grads: dict = {}
     losses: dict = {}
     for side, placement in SIDES.items():
-        model = GPT(small_config(data.vocab_size, quick, norm_placement=placement, **s), seed=seed)
+        model = GPT(small_config(data.vocab_size, True, norm_placement=placement, **s), seed=seed)
         loss0, g = init_grad_norms(model, x, y)
-        log = train(model, data, steps, lr=lr, seed=seed, warmup=0, clip=None)
+        log = train(model, data, steps, lr=lr, seed=seed, warmup=0, clip=None, what=placement)
         metrics[side] = {
             "placement": placement,
             "grad_span_init": span(g),
@@ -68,32 +67,42 @@ def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = N
         }
         grads[f"{placement}-norm"] = g
         losses[f"{placement}-norm"] = log.loss
+    return Measured(metrics, {"grad_by_layer_init": grads, "loss": losses})
+
+
+def verdict(metrics: dict, settings: dict) -> tuple[bool, str]:
     w, f, mx = metrics["wrong"], metrics["fixed"], metrics["mixed"]
     # the symptom: layers out of balance at init (>= 5x spread) where pre-norm stays within 2x
     reproduced = bool(w["grad_span_init"] > 5 and mx["grad_span_init"] > 5
                       and f["grad_span_init"] < 2)
-    pictures, captions = [], {}
-    p = save_plot(out_dir, "m01_grad_by_layer.png", "plot_gradient_flow",
-                  {k: {f"h.{i}": v for i, v in enumerate(g)} for k, g in grads.items()},
-                  title=f"gradient norm by block at initialization ({s['n_layer']} blocks)")
-    if p:
-        pictures.append(p)
-        captions[p] = ("Gradient norm of each block's parameters at initialization, same batch "
-                       "and seed: flat for pre-norm, out of balance for post and mixed.")
-    p = save_plot(out_dir, "m01_loss.png", "plot_loss_curves", losses,
-                  title=f"training loss, lr {lr:g}, no warmup, no clipping")
-    if p:
-        pictures.append(p)
-        captions[p] = "Training loss of the three placements on the same batches."
-    verdict = (f"at initialization the block gradients span {w['grad_span_init']:.1f}x with "
-               f"post-norm and {mx['grad_span_init']:.1f}x mixed, against "
-               f"{f['grad_span_init']:.2f}x with pre-norm; after {steps} steps at lr {lr:g} "
-               f"without warmup the validation loss is {w['val_loss']:.3f} (post), "
-               f"{mx['val_loss']:.3f} (mixed) and {f['val_loss']:.3f} (pre), with "
-               f"{w['loss_spikes']}, {mx['loss_spikes']} and {f['loss_spikes']} loss spikes")
-    return Result("norm", metrics, reproduced, "grad_span_init", verdict, pictures,
-                  {"grad_by_layer_init": grads, "loss": losses}, captions=captions,
-                  notes=NOTES)
+    return reproduced, (
+        f"at initialization the block gradients span {w['grad_span_init']:.1f}x with "
+        f"post-norm and {mx['grad_span_init']:.1f}x mixed, against "
+        f"{f['grad_span_init']:.2f}x with pre-norm; after {settings['steps']} steps at lr "
+        f"{settings['lr']:g} without warmup the validation loss is {w['val_loss']:.3f} (post), "
+        f"{mx['val_loss']:.3f} (mixed) and {f['val_loss']:.3f} (pre), with "
+        f"{w['loss_spikes']}, {mx['loss_spikes']} and {f['loss_spikes']} loss spikes")
+
+
+def _grads(r: dict, path: Path) -> Path:
+    grads = r["series"]["grad_by_layer_init"]
+    return plot(path, "plot_gradient_flow",
+                {k: {f"h.{i}": v for i, v in enumerate(g)} for k, g in grads.items()},
+                title=f"gradient norm by block at initialization "
+                      f"({r['settings']['n_layer']} blocks)")
+
+
+def _loss(r: dict, path: Path) -> Path:
+    return plot(path, "plot_loss_curves", r["series"]["loss"],
+                title=f"training loss, lr {r['settings']['lr']:g}, no warmup, no clipping")
+
+
+FIGURES = (
+    Figure("m01_grad_by_layer.png", _grads,
+           "Gradient norm of each block's parameters at initialization, same batch and seed: "
+           "flat for pre-norm, out of balance for post and mixed."),
+    Figure("m01_loss.png", _loss, "Training loss of the three placements on the same batches."),
+)
 
 
 def build(side: str, seed: int = 0) -> GPT:
@@ -107,4 +116,5 @@ MISTAKE = register(Mistake(
     number=1, slug="norm", title="Pre-norm vs post-norm",
     explanation=EXPLANATION,
     wrong={"norm_placement": "post"}, fixed={"norm_placement": "pre"},
-    run=run, build=build))
+    tiers=TIERS, measure=measure, verdict=verdict, symptom="grad_span_init", figures=FIGURES,
+    notes=NOTES, build=build))

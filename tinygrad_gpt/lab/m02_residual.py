@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import math
 
+from pathlib import Path
+
 from ..model import GPT
-from .base import Mistake, Result, register
-from .common import (build_model, evaluate, fixed_batch, init_grad_norms, lab_data, step_graph,
-                     small_config, span, tail_mean, train)
-from .plotting import save_graphs, save_plot
+from .base import Figure, Measured, Mistake, register
+from .common import (LabData, build_model, evaluate, fixed_batch, init_grad_norms, small_config,
+                     span, step_graph, tail_mean, train)
+from .plotting import graphs, graphs_dot, plot
 
 EXPLANATION = """\
 The residual connection is the `x +` in `x = x + f(LN(x))`. It gives the gradient a path from
@@ -27,28 +29,25 @@ same batches and learning rate."""
 SIDES = {"wrong": False, "fixed": True}
 
 
-def _settings(quick: bool) -> dict:
-    # a narrow stack makes the Jacobian product shrink fast (measured on seeds 0-2)
-    if quick:
-        return dict(n_layer=8, n_embd=16, n_head=2, block_size=16, steps=100, lr=3e-3)
-    return dict(n_layer=12, n_embd=16, n_head=2, block_size=32, steps=250, lr=3e-3)
+# a narrow stack makes the Jacobian product shrink fast (measured on seeds 0-2)
+TIERS = {"quick": dict(n_layer=8, n_embd=16, n_head=2, block_size=16, steps=100, lr=3e-3),
+         "full": dict(n_layer=12, n_embd=16, n_head=2, block_size=32, steps=250, lr=3e-3)}
 
 
-def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = None) -> Result:
-    data = lab_data(corpus)
-    s = _settings(quick)
+def measure(settings: dict, seed: int, data: LabData) -> Measured:
+    s = dict(settings)
     steps, lr = s.pop("steps"), s.pop("lr")
     x, y = fixed_batch(data, s["block_size"], 8, seed)
     metrics: dict = {}
     grads: dict = {}
     losses: dict = {}
-    graphs: list = []
+    graphs: dict = {}
     for side, residual in SIDES.items():
-        model = GPT(small_config(data.vocab_size, quick, residual=residual, **s), seed=seed)
+        model = GPT(small_config(data.vocab_size, True, residual=residual, **s), seed=seed)
         loss0, g = init_grad_norms(model, x, y)
-        if out_dir is not None:
-            graphs.append(step_graph(model, x[:2, :8], y[:2, :8]))
-        log = train(model, data, steps, lr=lr, seed=seed, eval_batches=1)
+        graphs[side] = step_graph(model, x[:2, :8], y[:2, :8])
+        log = train(model, data, steps, lr=lr, seed=seed, eval_batches=1,
+                    what=f"residual={residual}")
         sp = span(g)
         metrics[side] = {
             "residual": residual,
@@ -64,40 +63,52 @@ def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = N
         label = "with residuals" if residual else "without residuals"
         grads[label] = g
         losses[label] = log.loss
+    dot = graphs_dot([graphs["wrong"], graphs["fixed"]],
+                     ["without residuals (wrong)", "with residuals (fixed)"], depth=2,
+                     title="gradient-colored graph at name-scope depth 2, one colour scale")
+    return Measured(metrics, {"grad_by_layer_init": grads, "loss": losses},
+                    figures={"m02_graphs": dot})
+
+
+def verdict(metrics: dict, settings: dict) -> tuple[bool, str]:
     w, f = metrics["wrong"], metrics["fixed"]
     # the symptom: >= 2 orders of magnitude across depth, and a loss that lags behind
     reproduced = bool(w["grad_orders_of_magnitude"] >= 2 and f["grad_orders_of_magnitude"] < 0.5
                       and w["val_loss"] > f["val_loss"] + 0.05)
-    pictures, captions = [], {}
-    p = save_plot(out_dir, "m02_grad_by_depth.png", "plot_gradient_flow",
-                  {k: {f"h.{i}": v for i, v in enumerate(g)} for k, g in grads.items()},
-                  title=f"gradient norm by block at initialization ({s['n_layer']} blocks)")
-    if p:
-        pictures.append(p)
-        captions[p] = ("Gradient norm of each block's parameters at initialization (log scale): "
-                       "without the skip path it fades towards the input.")
-    p = save_plot(out_dir, "m02_loss.png", "plot_loss_curves", losses,
-                  title=f"training loss, {s['n_layer']} blocks, lr {lr:g}")
-    if p:
-        pictures.append(p)
-        captions[p] = "Training loss on the same batches."
-    if graphs:
-        p = save_graphs(out_dir, "m02_graphs", graphs[::-1],
-                        ["with residuals (fixed)", "without residuals (wrong)"], depth=2,
-                        title="gradient-colored graph at name-scope depth 2, one colour scale")
-        pictures.append(p)
-        captions[p] = ("The computation graph of both models folded to depth 2 (embeddings, "
-                       "each block's ln/attn/mlp, head), filled by the gradient norm arriving "
-                       "at each box on one shared log scale: without residuals the colour "
-                       "fades block by block towards the input.")
-    verdict = (f"without residuals the block gradients at initialization span "
-               f"{w['grad_span_init']:.3g}x ({w['grad_orders_of_magnitude']:.1f} orders of "
-               f"magnitude: first block {w['grad_first_block']:.2g}, last "
-               f"{w['grad_last_block']:.2g}); with them {f['grad_span_init']:.2f}x. After "
-               f"{steps} steps the validation loss is {w['val_loss']:.3f} without against "
-               f"{f['val_loss']:.3f} with residuals")
-    return Result("residual", metrics, reproduced, "grad_span_init", verdict, pictures,
-                  {"grad_by_layer_init": grads, "loss": losses}, captions=captions)
+    return reproduced, (
+        f"without residuals the block gradients at initialization span "
+        f"{w['grad_span_init']:.3g}x ({w['grad_orders_of_magnitude']:.1f} orders of "
+        f"magnitude: first block {w['grad_first_block']:.2g}, last "
+        f"{w['grad_last_block']:.2g}); with them {f['grad_span_init']:.2f}x. After "
+        f"{settings['steps']} steps the validation loss is {w['val_loss']:.3f} without against "
+        f"{f['val_loss']:.3f} with residuals")
+
+
+def _grads(r: dict, path: Path) -> Path:
+    grads = r["series"]["grad_by_layer_init"]
+    return plot(path, "plot_gradient_flow",
+                {k: {f"h.{i}": v for i, v in enumerate(g)} for k, g in grads.items()},
+                title=f"gradient norm by block at initialization "
+                      f"({r['settings']['n_layer']} blocks)")
+
+
+def _loss(r: dict, path: Path) -> Path:
+    s = r["settings"]
+    return plot(path, "plot_loss_curves", r["series"]["loss"],
+                title=f"training loss, {s['n_layer']} blocks, lr {s['lr']:g}")
+
+
+FIGURES = (
+    Figure("m02_grad_by_depth.png", _grads,
+           "Gradient norm of each block's parameters at initialization (log scale): without "
+           "the skip path it fades towards the input."),
+    Figure("m02_loss.png", _loss, "Training loss on the same batches."),
+    Figure("m02_graphs", lambda r, path: graphs(path, r["figures"].get("m02_graphs")),
+           "The computation graph of both models folded to depth 2 (embeddings, each block's "
+           "ln/attn/mlp, head), filled by the gradient norm arriving at each box on one shared "
+           "log scale; above without residuals, where the colour fades block by block towards "
+           "the input, below with them."),
+)
 
 
 def build(side: str, seed: int = 0) -> GPT:
@@ -111,4 +122,5 @@ MISTAKE = register(Mistake(
     number=2, slug="residual", title="Missing residual connections",
     explanation=EXPLANATION,
     wrong={"residual": False}, fixed={"residual": True},
-    run=run, build=build))
+    tiers=TIERS, measure=measure, verdict=verdict, symptom="grad_span_init", figures=FIGURES,
+    build=build))

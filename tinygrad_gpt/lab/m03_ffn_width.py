@@ -2,10 +2,12 @@
 We count parameters and compare validation loss after the same steps on the same batches."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..model import GPT
-from .base import Mistake, Result, register
-from .common import build_model, evaluate, lab_data, small_config, tail_mean, train
-from .plotting import save_figure
+from .base import Figure, Measured, Mistake, register
+from .common import LabData, build_model, evaluate, small_config, tail_mean, train
+from .plotting import figure
 
 EXPLANATION = """\
 Attention moves information between positions; the MLP is where each position does its own
@@ -35,23 +37,20 @@ layer changes its output about 4x faster and is effectively trained at a higher 
 free at a learning rate that suits it."""
 
 
-def _settings(quick: bool) -> dict:
-    if quick:
-        return dict(n_layer=2, n_embd=32, n_head=2, block_size=32, steps=150, lr=1e-3)
-    return dict(n_layer=2, n_embd=16, n_head=2, block_size=32, steps=300, lr=2e-3)
+TIERS = {"quick": dict(n_layer=2, n_embd=32, n_head=2, block_size=32, steps=150, lr=1e-3),
+         "full": dict(n_layer=2, n_embd=16, n_head=2, block_size=32, steps=300, lr=2e-3)}
 
 
-def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = None) -> Result:
-    data = lab_data(corpus)
-    s = _settings(quick)
+def measure(settings: dict, seed: int, data: LabData) -> Measured:
+    s = dict(settings)
     steps, lr = s.pop("steps"), s.pop("lr")
     d = s["n_embd"]
     metrics: dict = {}
     losses: dict = {}
     for side, mult in SIDES.items():
-        model = GPT(small_config(data.vocab_size, quick, ffn_hidden=mult * d, **s), seed=seed)
+        model = GPT(small_config(data.vocab_size, True, ffn_hidden=mult * d, **s), seed=seed)
         mlp = sum(p.size for n, p in model.named_parameters() if ".mlp." in n)
-        log = train(model, data, steps, lr=lr, seed=seed, eval_batches=1)
+        log = train(model, data, steps, lr=lr, seed=seed, eval_batches=1, what=f"d_ff={mult}d")
         metrics[side] = {
             "d_ff": mult * d,
             "params": model.num_parameters(),
@@ -63,12 +62,24 @@ def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = N
     w, f = metrics["wrong"], metrics["fixed"]
     w["val_loss_gap"] = w["val_loss"] - f["val_loss"]
     f["val_loss_gap"] = 0.0
+    return Measured(metrics, {"loss": losses})
+
+
+def verdict(metrics: dict, settings: dict) -> tuple[bool, str]:
+    w, f = metrics["wrong"], metrics["fixed"]
     reproduced = bool(w["params"] < f["params"] and w["val_loss_gap"] > 0.01)
-    pictures, captions = [], {}
+    return reproduced, (
+        f"d_ff = d saves {f['params'] - w['params']:,} of {f['params']:,} parameters "
+        f"but ends {w['val_loss_gap']:+.3f} nats higher on validation after "
+        f"{settings['steps']} steps ({w['val_loss']:.3f} against {f['val_loss']:.3f})")
+
+
+def _draw(r: dict, path: Path) -> Path:
+    w, f = r["metrics"]["wrong"], r["metrics"]["fixed"]
 
     def draw(fig) -> None:
         a, b = fig.subplots(1, 2)
-        for label, ys in losses.items():
+        for label, ys in r["series"]["loss"].items():
             a.plot(ys, lw=1, label=label)
         a.set_xlabel("step")
         a.set_ylabel("training loss")
@@ -85,19 +96,15 @@ def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = N
         lo = min(vals) - 0.3
         b.set_ylim(lo, max(vals) + 0.15)
         b.set_ylabel("validation loss (nats)")
-        b.set_title(f"after {steps} steps")
+        b.set_title(f"after {r['settings']['steps']} steps")
         b.grid(True, axis="y", alpha=0.3)
 
-    p = save_figure(out_dir, "m03_ffn_width.png", draw, 10.0, 3.8)
-    if p:
-        pictures.append(p)
-        captions[p] = ("Training loss over steps and validation loss at the end, d_ff = d "
-                       "against d_ff = 4d.")
-    verdict = (f"d_ff = d saves {f['params'] - w['params']:,} of {f['params']:,} parameters "
-               f"but ends {w['val_loss_gap']:+.3f} nats higher on validation after {steps} "
-               f"steps ({w['val_loss']:.3f} against {f['val_loss']:.3f})")
-    return Result("ffn", metrics, reproduced, "val_loss", verdict, pictures, {"loss": losses},
-                  captions=captions, notes=NOTES)
+    return figure(path, draw, 10.0, 3.8)
+
+
+FIGURES = (Figure("m03_ffn_width.png", _draw,
+                  "Left: training loss over steps; right: validation loss at the end, d_ff = d "
+                  "against d_ff = 4d."),)
 
 
 def build(side: str, seed: int = 0) -> GPT:
@@ -111,4 +118,5 @@ MISTAKE = register(Mistake(
     number=3, slug="ffn", title="FFN width d_ff = d instead of 4d",
     explanation=EXPLANATION,
     wrong={"ffn_hidden": "n_embd"}, fixed={"ffn_hidden": "4 * n_embd (None)"},
-    run=run, build=build))
+    tiers=TIERS, measure=measure, verdict=verdict, symptom="val_loss", figures=FIGURES,
+    notes=NOTES, build=build))

@@ -3,13 +3,15 @@ We count the parameters, compare validation loss, and split the tied embedding's
 what arrives from the input end (the lookup) and from the output end (the head)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ..model import GPT
-from .base import Mistake, Result, register
-from .common import (build_model, evaluate, fixed_batch, lab_data, small_config, step_graph,
+from .base import Figure, Measured, Mistake, register
+from .common import (LabData, build_model, evaluate, fixed_batch, small_config, step_graph,
                      tail_mean, train)
-from .plotting import save_figure, save_graphs
+from .plotting import figure, graphs, graphs_dot
 
 EXPLANATION = """\
 The input embedding maps a token id to a vector; the output head maps a vector to a score per
@@ -28,10 +30,8 @@ gradient is exactly the sum of the untied model's two gradients."""
 SIDES = {"wrong": False, "fixed": True}
 
 
-def _settings(quick: bool) -> dict:
-    if quick:
-        return dict(n_layer=2, n_embd=32, n_head=2, block_size=32, steps=150, lr=3e-3)
-    return dict(n_layer=2, n_embd=64, n_head=4, block_size=32, steps=300, lr=3e-3)
+TIERS = {"quick": dict(n_layer=2, n_embd=32, n_head=2, block_size=32, steps=150, lr=3e-3),
+         "full": dict(n_layer=2, n_embd=64, n_head=4, block_size=32, steps=300, lr=3e-3)}
 
 
 def gradient_ends(tied: GPT, untied: GPT, x: np.ndarray, y: np.ndarray) -> dict:
@@ -58,23 +58,24 @@ def gradient_ends(tied: GPT, untied: GPT, x: np.ndarray, y: np.ndarray) -> dict:
     return out
 
 
-def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = None) -> Result:
-    data = lab_data(corpus)
-    s = _settings(quick)
+def measure(settings: dict, seed: int, data: LabData) -> Measured:
+    s = dict(settings)
     steps, lr = s.pop("steps"), s.pop("lr")
-    v, d = data.vocab_size, s["n_embd"]
+    v = data.vocab_size
     x, y = fixed_batch(data, s["block_size"], 8, seed)
-    models = {side: GPT(small_config(v, quick, tie_weights=tie, **s), seed=seed)
+    models = {side: GPT(small_config(v, True, tie_weights=tie, **s), seed=seed)
               for side, tie in SIDES.items()}
     ends = gradient_ends(models["fixed"], models["wrong"], x, y)
     row_in, row_out = ends.pop("row_norms")
-    graphs = [step_graph(models[k], x[:2, :8], y[:2, :8]) for k in ("wrong", "fixed")] \
-        if out_dir is not None else []
+    dot = graphs_dot([step_graph(models[k], x[:2, :8], y[:2, :8]) for k in ("wrong", "fixed")],
+                     ["untied (wrong)", "tied (fixed)"], depth=1,
+                     title="the embedding's gradient arrives from both ends when tied")
     metrics: dict = {}
     losses: dict = {}
     for side, tie in SIDES.items():
-        model = GPT(small_config(v, quick, tie_weights=tie, **s), seed=seed)
-        log = train(model, data, steps, lr=lr, seed=seed, eval_batches=1)
+        model = GPT(small_config(v, True, tie_weights=tie, **s), seed=seed)
+        log = train(model, data, steps, lr=lr, seed=seed, eval_batches=1,
+                    what="tied" if tie else "untied")
         metrics[side] = {
             "tie_weights": tie,
             "params": model.num_parameters(),
@@ -89,15 +90,39 @@ def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = N
     w["extra_params"] = w["params"] - f["params"]
     f["extra_params"] = 0
     f.update({k: ends[k] for k in ("grad_input_end", "grad_output_end", "tied_minus_sum")})
+    return Measured(metrics, {"loss": losses, "row_grad_input_end": row_in.tolist(),
+                              "row_grad_output_end": row_out.tolist()},
+                    figures={"m04_graphs": dot},
+                    facts={"vocab_size": v, "rows_input_end": ends["rows_input_end"]})
+
+
+def verdict(metrics: dict, context: dict) -> tuple[bool, str]:
+    w, f = metrics["wrong"], metrics["fixed"]
+    v, d = context["vocab_size"], context["n_embd"]
     saving = v * d
     # the symptom: vocab x d parameters spent twice, and embedding rows that hear only from
     # the lookup; validation loss is reported, not judged (at this size the extra head can buy
     # a small head start)
     reproduced = bool(w["extra_params"] == saving
-                      and ends["grad_output_end"] > 0 and ends["grad_input_end"] > 0
-                      and ends["tied_minus_sum"] < 1e-5
+                      and f["grad_output_end"] > 0 and f["grad_input_end"] > 0
+                      and f["tied_minus_sum"] < 1e-5
                       and f["wte_rows_with_grad"] > w["wte_rows_with_grad"])
-    pictures, captions = [], {}
+    return reproduced, (
+        f"untying adds exactly vocab x d = {v} x {d} = {saving:,} parameters "
+        f"({w['params']:,} against {f['params']:,}, {saving / f['params']:.0%} more) "
+        f"for a validation loss of {w['val_loss']:.3f} against {f['val_loss']:.3f} tied "
+        f"after {context['steps']} steps; in one batch the tied "
+        f"embedding gets gradient {f['grad_input_end']:.3g} from the input end and "
+        f"{f['grad_output_end']:.3g} from the output end (the tied gradient is their "
+        f"sum to within {f['tied_minus_sum']:.1g}), reaching "
+        f"{f['wte_rows_with_grad']:.0%} of its rows against "
+        f"{w['wte_rows_with_grad']:.0%} for the untied lookup")
+
+
+def _draw(r: dict, path: Path) -> Path:
+    row_in = np.asarray(r["series"]["row_grad_input_end"])
+    row_out = np.asarray(r["series"]["row_grad_output_end"])
+    share = r["facts"]["rows_input_end"]
 
     def draw(fig) -> None:
         a, b = fig.subplots(1, 2)
@@ -107,11 +132,11 @@ def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = N
         a.semilogy(shown, "o", ms=3, label="from the input end (lookup)")
         a.set_xlabel("embedding row (token), sorted")
         a.set_ylabel("gradient norm of the row")
-        a.set_title(f"one batch: {ends['rows_input_end']:.0%} of rows get input-end gradient")
+        a.set_title(f"one batch: {share:.0%} of rows get input-end gradient")
         a.grid(True, alpha=0.3)
         a.legend(fontsize=8)
-        for label, ys in losses.items():
-            n = metrics["fixed" if label == "tied" else "wrong"]["params"]
+        for label, ys in r["series"]["loss"].items():
+            n = r["metrics"]["fixed" if label == "tied" else "wrong"]["params"]
             b.plot(ys, lw=1, label=f"{label}: {n:,} params")
         b.set_xlabel("step")
         b.set_ylabel("training loss")
@@ -119,29 +144,17 @@ def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = N
         b.grid(True, alpha=0.3)
         b.legend(fontsize=8)
 
-    p = save_figure(out_dir, "m04_tying.png", draw, 10.0, 3.8)
-    if p:
-        pictures.append(p)
-        captions[p] = ("Left: the tied embedding's gradient per row, split by where it arrives "
-                       "from. Right: training loss, untied against tied.")
-    if graphs:
-        p = save_graphs(out_dir, "m04_graphs", graphs, ["untied (wrong)", "tied (fixed)"],
-                        depth=1, title="the embedding's gradient arrives from both ends when tied")
-        pictures.append(p)
-        captions[p] = ("The graphs folded to depth 1, on one colour scale: tied, the one "
-                       "`transformer.wte.weight` feeds both the lookup and the head.")
-    verdict = (f"untying adds exactly vocab x d = {v} x {d} = {saving:,} parameters "
-               f"({w['params']:,} against {f['params']:,}, {saving / f['params']:.0%} more) "
-               f"for a validation loss of {w['val_loss']:.3f} against {f['val_loss']:.3f} tied "
-               f"after {steps} steps; in one batch the tied "
-               f"embedding gets gradient {ends['grad_input_end']:.3g} from the input end and "
-               f"{ends['grad_output_end']:.3g} from the output end (the tied gradient is their "
-               f"sum to within {ends['tied_minus_sum']:.1g}), reaching "
-               f"{f['wte_rows_with_grad']:.0%} of its rows against "
-               f"{w['wte_rows_with_grad']:.0%} for the untied lookup")
-    return Result("tying", metrics, reproduced, "params", verdict, pictures,
-                  {"loss": losses, "row_grad_input_end": row_in.tolist(),
-                   "row_grad_output_end": row_out.tolist()}, captions=captions)
+    return figure(path, draw, 10.0, 3.8)
+
+
+FIGURES = (
+    Figure("m04_tying.png", _draw,
+           "Left: the tied embedding's gradient per row, split by where it arrives from. "
+           "Right: training loss, untied against tied."),
+    Figure("m04_graphs", lambda r, path: graphs(path, r["figures"].get("m04_graphs")),
+           "The graphs folded to depth 1, on one colour scale, untied above and tied below: "
+           "tied, the one `transformer.wte.weight` feeds both the lookup and the head."),
+)
 
 
 def build(side: str, seed: int = 0) -> GPT:
@@ -155,4 +168,5 @@ MISTAKE = register(Mistake(
     number=4, slug="tying", title="Untied input and output embeddings",
     explanation=EXPLANATION,
     wrong={"tie_weights": False}, fixed={"tie_weights": True},
-    run=run, build=build))
+    tiers=TIERS, measure=measure, verdict=verdict, symptom="params", figures=FIGURES,
+    build=build))

@@ -3,14 +3,16 @@ measure how one sample's output moves when another sample in the batch changes, 
 batch size 1, and the loss of a trained model evaluated batched against one sample at a time."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ..data import get_batch
 from ..engine import no_grad
 from ..model import GPT
-from .base import Mistake, Result, register
-from .common import build_model, lab_data, small_config, tail_mean, train
-from .plotting import save_figure
+from .base import Figure, Measured, Mistake, register
+from .common import LabData, build_model, small_config, tail_mean, train
+from .plotting import figure
 
 EXPLANATION = """\
 LayerNorm normalizes each token's feature vector by its own mean and variance:
@@ -28,11 +30,10 @@ of one, and evaluate the trained models on the same windows batched and one at a
 SIDES = {"wrong": 0, "fixed": -1}
 
 
-def _settings(quick: bool) -> dict:
-    if quick:
-        return dict(n_layer=2, n_embd=32, n_head=2, block_size=32, steps=60, lr=3e-3,
-                    windows=16)
-    return dict(n_layer=2, n_embd=64, n_head=4, block_size=32, steps=200, lr=3e-3, windows=32)
+TIERS = {"quick": dict(n_layer=2, n_embd=32, n_head=2, block_size=32, steps=60, lr=3e-3,
+                       windows=16),
+         "full": dict(n_layer=2, n_embd=64, n_head=4, block_size=32, steps=200, lr=3e-3,
+                      windows=32)}
 
 
 def batch_dependence(model: GPT, x: np.ndarray, other: np.ndarray) -> float:
@@ -66,9 +67,8 @@ def losses_batched_and_single(model: GPT, x: np.ndarray, y: np.ndarray) -> tuple
     return batched, single
 
 
-def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = None) -> Result:
-    data = lab_data(corpus)
-    s = _settings(quick)
+def measure(settings: dict, seed: int, data: LabData) -> Measured:
+    s = dict(settings)
     steps, lr, windows = s.pop("steps"), s.pop("lr"), s.pop("windows")
     rng = np.random.default_rng(seed + 1)
     x, _ = get_batch(data.train, s["block_size"], 8, rng)
@@ -78,8 +78,8 @@ def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = N
     per_position: dict = {}
     losses: dict = {}
     for side, axis in SIDES.items():
-        model = GPT(small_config(data.vocab_size, quick, ln_axis=axis, **s), seed=seed)
-        log = train(model, data, steps, lr=lr, seed=seed, eval_batches=1)
+        model = GPT(small_config(data.vocab_size, True, ln_axis=axis, **s), seed=seed)
+        log = train(model, data, steps, lr=lr, seed=seed, eval_batches=1, what=f"ln_axis={axis}")
         batched, single = losses_batched_and_single(model, vx, vy)
         metrics[side] = {
             "ln_axis": axis,
@@ -97,12 +97,34 @@ def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = N
             b = model(x2)[0].data[0]
         per_position[side] = np.abs(a - b).max(axis=-1)
         losses[f"ln_axis={axis}"] = log.loss
+    return Measured(metrics, {"loss": losses,
+                              "batch_dependence_by_position": {k: v.tolist()
+                                                               for k, v in per_position.items()}},
+                    facts={"vocab_size": data.vocab_size})
+
+
+def verdict(metrics: dict, context: dict) -> tuple[bool, str]:
     w, f = metrics["wrong"], metrics["fixed"]
+    # batch of one, wrong side: every LayerNorm outputs its bias, so the outputs agree up to
+    # float32 rounding (BLAS may compute some rows with a different kernel): < 1e-4, not 0
     reproduced = bool(w["batch_dependence"] > 1e-3 and f["batch_dependence"] == 0.0
                       and w["b1_output_spread"] < 1e-4 and f["b1_output_spread"] > 1e-2
                       and w["batch1_minus_batched"] > 0.3
                       and abs(f["batch1_minus_batched"]) < 1e-3)
-    pictures, captions = [], {}
+    return reproduced, (
+        f"normalizing over the batch, sample 0's logits move by up to "
+        f"{w['batch_dependence']:.3g} when the other samples change (features: "
+        f"{f['batch_dependence']:.1f}, bit-identical); at batch size 1 its outputs differ "
+        f"by at most {w['b1_output_spread']:.1g} across inputs and positions (features: "
+        f"{f['b1_output_spread']:.3g}); trained, it scores {w['val_loss_batched']:.3f} "
+        f"batched but {w['val_loss_batch1']:.3f} one window at a time "
+        f"(features: {f['val_loss_batched']:.3f} and {f['val_loss_batch1']:.3f})")
+
+
+def _draw(r: dict, path: Path) -> Path:
+    w, f = r["metrics"]["wrong"], r["metrics"]["fixed"]
+    per_position = r["series"]["batch_dependence_by_position"]
+    windows, steps = r["settings"]["windows"], r["settings"]["steps"]
 
     def draw(fig) -> None:
         a, b = fig.subplots(1, 2)
@@ -123,7 +145,8 @@ def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = N
         one = [w["val_loss_batch1"], f["val_loss_batch1"]]
         b.bar(xs - 0.2, bat, 0.4, label=f"batch of {windows}")
         b.bar(xs + 0.2, one, 0.4, label="one window at a time")
-        b.axhline(np.log(data.vocab_size), color="grey", ls="--", lw=1, label="ln(vocab)")
+        b.axhline(np.log(r["facts"]["vocab_size"]), color="grey", ls="--", lw=1,
+                  label="ln(vocab)")
         b.set_xticks(xs)
         b.set_xticklabels(names)
         b.set_ylabel("validation loss (nats)")
@@ -131,24 +154,12 @@ def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = N
         b.grid(True, axis="y", alpha=0.3)
         b.legend(fontsize=8)
 
-    p = save_figure(out_dir, "m05_ln_axis.png", draw, 10.0, 3.8)
-    if p:
-        pictures.append(p)
-        captions[p] = ("Left: how much sample 0's logits move when the rest of the batch "
-                       "changes. Right: the same windows evaluated as one batch and one at a "
-                       "time.")
-    verdict = (f"normalizing over the batch, sample 0's logits move by up to "
-               f"{w['batch_dependence']:.3g} when the other samples change (features: "
-               f"{f['batch_dependence']:.1f}, bit-identical); at batch size 1 its outputs differ "
-               f"by at most {w['b1_output_spread']:.1g} across inputs and positions (features: "
-               f"{f['b1_output_spread']:.3g}); trained, it scores {w['val_loss_batched']:.3f} "
-               f"batched but {w['val_loss_batch1']:.3f} one window at a time "
-               f"(features: {f['val_loss_batched']:.3f} and {f['val_loss_batch1']:.3f})")
-    return Result("ln-axis", metrics, reproduced, "batch_dependence", verdict, pictures,
-                  {"loss": losses,
-                   "batch_dependence_by_position": {k: v.tolist()
-                                                    for k, v in per_position.items()}},
-                  captions=captions)
+    return figure(path, draw, 10.0, 3.8)
+
+
+FIGURES = (Figure("m05_ln_axis.png", _draw,
+                  "Left: how much sample 0's logits move when the rest of the batch changes. "
+                  "Right: the same windows evaluated as one batch and one at a time."),)
 
 
 def build(side: str, seed: int = 0) -> GPT:
@@ -162,4 +173,5 @@ MISTAKE = register(Mistake(
     number=5, slug="ln-axis", title="LayerNorm over the wrong axis",
     explanation=EXPLANATION,
     wrong={"ln_axis": 0}, fixed={"ln_axis": -1},
-    run=run, build=build))
+    tiers=TIERS, measure=measure, verdict=verdict, symptom="batch_dependence",
+    figures=FIGURES, build=build))

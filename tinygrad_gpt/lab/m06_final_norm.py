@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import math
 
+from pathlib import Path
+
 import numpy as np
 
 from ..engine import no_grad
 from ..model import GPT
-from .base import Mistake, Result, register
-from .common import (build_model, evaluate, fixed_batch, lab_data, residual_norms, small_config,
+from .base import Figure, Measured, Mistake, register
+from .common import (LabData, build_model, evaluate, fixed_batch, residual_norms, small_config,
                      spikes, tail_mean, train)
-from .plotting import save_figure
+from .plotting import figure
 
 EXPLANATION = """\
 In a pre-norm GPT every block reads a normalized copy of the residual stream but writes its
@@ -42,10 +44,8 @@ large pre-norm models the stream is known to grow by orders of magnitude across 
 without ln_f all of that growth would reach the logits."""
 
 
-def _settings(quick: bool) -> dict:
-    if quick:
-        return dict(n_layer=4, n_embd=32, n_head=2, block_size=32, steps=100, lr=3e-3)
-    return dict(n_layer=6, n_embd=48, n_head=4, block_size=32, steps=250, lr=3e-3)
+TIERS = {"quick": dict(n_layer=4, n_embd=32, n_head=2, block_size=32, steps=100, lr=3e-3),
+         "full": dict(n_layer=6, n_embd=48, n_head=4, block_size=32, steps=250, lr=3e-3)}
 
 
 def head_input(model: GPT, x: np.ndarray) -> tuple[float, float]:
@@ -67,9 +67,8 @@ def head_input(model: GPT, x: np.ndarray) -> tuple[float, float]:
     return seen[0], float(logits.std())
 
 
-def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = None) -> Result:
-    data = lab_data(corpus)
-    s = _settings(quick)
+def measure(settings: dict, seed: int, data: LabData) -> Measured:
+    s = dict(settings)
     steps, lr = s.pop("steps"), s.pop("lr")
     x, y = fixed_batch(data, s["block_size"], 8, seed)
     ln_v = math.log(data.vocab_size)
@@ -77,12 +76,13 @@ def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = N
     stream: dict = {}
     losses: dict = {}
     for side, final in SIDES.items():
-        model = GPT(small_config(data.vocab_size, quick, final_norm=final, **s), seed=seed)
+        model = GPT(small_config(data.vocab_size, True, final_norm=final, **s), seed=seed)
         r0 = residual_norms(model, x)
         h0, l0 = head_input(model, x)
         with no_grad():
             loss0 = model(x, y)[1].item()
-        log = train(model, data, steps, lr=lr, seed=seed, eval_batches=1)
+        log = train(model, data, steps, lr=lr, seed=seed, eval_batches=1,
+                    what=f"final_norm={final}")
         r1 = residual_norms(model, x)
         h1, l1 = head_input(model, x)
         metrics[side] = {
@@ -103,12 +103,32 @@ def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = N
         label = "with ln_f" if final else "without ln_f"
         stream[label] = (r0, r1, h0, h1)
         losses[label] = log.loss
+    return Measured(metrics, {"loss": losses}, figures={"stream": stream},
+                    facts={"vocab_size": data.vocab_size})
+
+
+def verdict(metrics: dict, context: dict) -> tuple[bool, str]:
     w, f = metrics["wrong"], metrics["fixed"]
     # the symptom: what the head reads has no scale of its own; with ln_f it stays ~1
     # (the validation loss is reported, not judged: see NOTES)
     reproduced = bool(w["head_input_growth"] > 10 and 0.3 < f["head_input_growth"] < 3
                       and w["logit_std_init"] < 0.1 * f["logit_std_init"])
-    pictures, captions = [], {}
+    return reproduced, (
+        f"without ln_f the head reads the raw stream: RMS {w['head_input_rms_init']:.3g} "
+        f"at init (logit std {w['logit_std_init']:.2g}, loss ln(vocab) "
+        f"{w['loss_init_minus_ln_vocab']:+.4f}), {w['head_input_rms_trained']:.3g} after "
+        f"{context['steps']} steps ({w['head_input_growth']:.0f}x); with ln_f it reads "
+        f"{f['head_input_rms_init']:.3g} then {f['head_input_rms_trained']:.3g} (logit "
+        f"std at init {f['logit_std_init']:.2g}) while the stream under it grows to "
+        f"{f['stream_rms_by_depth_trained'][-1]:.3g}. Validation loss "
+        f"{w['val_loss']:.3f} without against {f['val_loss']:.3f} with ln_f, "
+        f"{w['loss_spikes']} and {f['loss_spikes']} loss spikes")
+
+
+def _draw(r: dict, path: Path) -> Path:
+    s = r["settings"]
+    stream, losses = r["figures"]["stream"], r["series"]["loss"]
+    ln_v = math.log(r["facts"]["vocab_size"])
 
     def draw(fig) -> None:
         a, b = fig.subplots(1, 2)
@@ -129,27 +149,17 @@ def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = N
         b.axhline(ln_v, color="grey", ls="--", lw=1, label="ln(vocab)")
         b.set_xlabel("step")
         b.set_ylabel("training loss")
-        b.set_title(f"lr {lr:g}, same batches")
+        b.set_title(f"lr {s['lr']:g}, same batches")
         b.grid(True, alpha=0.3)
         b.legend(fontsize=8)
 
-    p = save_figure(out_dir, "m06_final_norm.png", draw, 10.0, 4.0)
-    if p:
-        pictures.append(p)
-        captions[p] = ("Left: residual-stream RMS after each block at initialization (dashed) "
-                       "and after training (solid), and what the head reads (squares). Right: "
-                       "training loss.")
-    verdict = (f"without ln_f the head reads the raw stream: RMS {w['head_input_rms_init']:.3g} "
-               f"at init (logit std {w['logit_std_init']:.2g}, loss ln(vocab) "
-               f"{w['loss_init_minus_ln_vocab']:+.4f}), {w['head_input_rms_trained']:.3g} after "
-               f"{steps} steps ({w['head_input_growth']:.0f}x); with ln_f it reads "
-               f"{f['head_input_rms_init']:.3g} then {f['head_input_rms_trained']:.3g} (logit "
-               f"std at init {f['logit_std_init']:.2g}) while the stream under it grows to "
-               f"{f['stream_rms_by_depth_trained'][-1]:.3g}. Validation loss "
-               f"{w['val_loss']:.3f} without against {f['val_loss']:.3f} with ln_f, "
-               f"{w['loss_spikes']} and {f['loss_spikes']} loss spikes")
-    return Result("final-norm", metrics, reproduced, "head_input_growth", verdict, pictures,
-                  {"loss": losses}, captions=captions, notes=NOTES)
+    return figure(path, draw, 10.0, 4.0)
+
+
+FIGURES = (Figure("m06_final_norm.png", _draw,
+                  "Left: residual-stream RMS after each block at initialization (dashed) and "
+                  "after training (solid), and what the head reads (squares). Right: training "
+                  "loss."),)
 
 
 def build(side: str, seed: int = 0) -> GPT:
@@ -163,4 +173,5 @@ MISTAKE = register(Mistake(
     number=6, slug="final-norm", title="Forgetting the final LayerNorm",
     explanation=EXPLANATION,
     wrong={"final_norm": False}, fixed={"final_norm": True},
-    run=run, build=build))
+    tiers=TIERS, measure=measure, verdict=verdict, symptom="head_input_growth",
+    figures=FIGURES, notes=NOTES, build=build))

@@ -7,16 +7,18 @@ measuring the loss at every position inside and beyond the trained range."""
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
+from pathlib import Path
+
 from ..data import get_batch
-from ..diagnostics.probes import names_the_limit
 from ..engine import Tensor, no_grad
 from ..model import GPT, GPTConfig
-from .base import Mistake, Result, register
-from .common import build_model, lab_data, small_config, train
-from .plotting import save_figure
+from .base import Figure, Measured, Mistake, register
+from .common import LAB_MODEL, LabData, build_model, model_sizes, small_config, train
+from .plotting import figure
 
 EXPLANATION = """\
 A learned position embedding is a table with one trained row per position, 0 .. block_size-1.
@@ -36,6 +38,15 @@ the length the models were trained on, rather than assume either way."""
 
 SIDES = {"wrong": "learned", "fixed": "rope", "sinusoidal": "sinusoidal"}
 LOOKUPS = ("raw", "clip")
+# evaluation: `batches` batches of 8 windows, 64 (quick) or 128 (full) per position
+TIERS = {"quick": dict(**LAB_MODEL["quick"], steps=60, batches=8),
+         "full": dict(**LAB_MODEL["full"], steps=100, batches=16)}
+
+
+def names_the_limit(err: BaseException, block_size: int) -> bool:
+    """A clear refusal: a ValueError whose message gives block_size as a number (a raw
+    IndexError from the table is not one)."""
+    return isinstance(err, ValueError) and str(block_size) in re.findall(r"\d+", str(err))
 
 
 class HandwrittenPositionsGPT(GPT):
@@ -91,22 +102,6 @@ def position_losses(model: GPT, data: np.ndarray, length: int, batch_size: int,
     return total / batches
 
 
-def _draw(curves: dict, trained: int):
-    def draw(fig) -> None:
-        ax = fig.add_subplot()
-        for label, ys in curves.items():
-            ax.plot(np.arange(len(ys)), ys, lw=1.4, label=label)
-        ax.axvline(trained - 0.5, color="grey", ls="--", lw=1)
-        ax.text(trained, ax.get_ylim()[1], " trained length", va="top", fontsize=8,
-                color="grey")
-        ax.set_xlabel("position in the sequence")
-        ax.set_ylabel("validation loss (nats)")
-        ax.set_title(f"loss by position: trained at {trained}, evaluated at {2 * trained}")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
-    return draw
-
-
 def _at_length(model: GPT, data: np.ndarray, length: int, batches: int,
                seed: int) -> tuple[dict, np.ndarray | None]:
     """Ask `model` for `length` tokens: what happens (runs, or the error it raises) and, when
@@ -130,19 +125,17 @@ def _losses(m: dict, curve: np.ndarray, trained: int) -> None:
     m["beyond_minus_in_range"] = m["loss_beyond"] - m["loss_in_range"]
 
 
-def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = None) -> Result:
-    data = lab_data(corpus)
-    steps = 60 if quick else 100
-    batches = 8 if quick else 16                       # 8 windows each: 64 or 128 per position
+def measure(settings: dict, seed: int, data: LabData) -> Measured:
+    steps, batches = settings["steps"], settings["batches"]
     metrics: dict = {}
     series: dict = {}
     trained = 0
     learned = None
     for side, pe in SIDES.items():
-        cfg = small_config(data.vocab_size, quick, pos_encoding=pe)
+        cfg = small_config(data.vocab_size, True, pos_encoding=pe, **model_sizes(settings))
         trained = cfg.block_size
         model = GPT(cfg, seed=seed)
-        log = train(model, data, steps, seed=seed)
+        log = train(model, data, steps, seed=seed, what=pe)
         base = {"pos_encoding": pe, "trained_length": trained, "asked_length": 2 * trained,
                 "train_loss_end": float(np.mean(log.loss[-10:]))}
         if pe == "learned":
@@ -179,37 +172,37 @@ def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = N
         metrics["clamped"]["at_2x"] = (f"runs silently, "
                                        f"{2 * trained - distinct + 1} positions on one row")
     metrics = {k: metrics[k] for k in ("wrong", "clamped", "checked", "fixed", "sinusoidal")}
+    return Measured(metrics, series, notes=_notes(metrics, steps))
+
+
+def _beyond(m: dict) -> str:
+    d = m["beyond_minus_in_range"]
+    how = "higher" if d > 0.05 else "lower" if d < -0.05 else "about the same"
+    return f"{m['loss_in_range']:.2f} inside vs {m['loss_beyond']:.2f} beyond ({how})"
+
+
+def verdict(metrics: dict, context: dict) -> tuple[bool, str]:
     w, c, k = metrics["wrong"], metrics["clamped"], metrics["checked"]
     f, s = metrics["fixed"], metrics["sinusoidal"]
+    trained = w["trained_length"]
     crashes_raw = not w["runs_at_2x"] and not w["clear_error"]
-    clamps_silently = c["runs_at_2x"] and distinct == trained
+    clamps_silently = c["runs_at_2x"] and c["distinct_position_vectors"] == trained
     refuses_clearly = not k["runs_at_2x"] and k["clear_error"] \
         and str(2 * trained) in k["error"]
     extrapolates = all(m["runs_at_2x"] and math.isfinite(m["loss_beyond"]) for m in (f, s))
     reproduced = bool(crashes_raw and clamps_silently and refuses_clearly and extrapolates)
-    pictures, captions = [], {}
-    p = save_figure(out_dir, "m07_loss_by_position.png", _draw(series, trained), 7.0, 4.0)
-    if p:
-        pictures.append(p)
-        captions[p] = (f"Validation loss at each position. All models were trained on windows "
-                       f"of {trained} tokens. The learned table has no row past the line: "
-                       f"indexed raw it crashes, with our check it refuses clearly (neither "
-                       f"has a curve past the line), and clamped it runs with positions "
-                       f"{trained - 1}..{2 * trained - 1} all reading row {trained - 1}. "
-                       f"Sinusoidal and RoPE positions carry on past the line.")
+    return reproduced, (
+        f"asked for {2 * trained} tokens (trained at {trained}), the learned table "
+        f"indexed raw crashes with {w['error_type'] or 'no error'}; clamped it runs "
+        f"silently, {c['positions_sharing_last_row']} positions sharing the last row, "
+        f"validation loss (nats) {_beyond(c)}; our check refuses with a clear "
+        f"{k['error_type'] or 'error'} that names the limit; RoPE and sinusoidal "
+        f"positions run there, {_beyond(f)} for RoPE and {_beyond(s)} for sinusoidal")
 
-    def beyond(m: dict) -> str:
-        d = m["beyond_minus_in_range"]
-        how = "higher" if d > 0.05 else "lower" if d < -0.05 else "about the same"
-        return f"{m['loss_in_range']:.2f} inside vs {m['loss_beyond']:.2f} beyond ({how})"
 
-    verdict = (f"asked for {2 * trained} tokens (trained at {trained}), the learned table "
-               f"indexed raw crashes with {w['error_type'] or 'no error'}; clamped it runs "
-               f"silently, {c['positions_sharing_last_row']} positions sharing the last row, "
-               f"validation loss (nats) {beyond(c)}; our check refuses with a clear "
-               f"{k['error_type'] or 'error'} that names the limit; RoPE and sinusoidal "
-               f"positions run there, {beyond(f)} for RoPE and {beyond(s)} for sinusoidal")
-    gaps = [m["beyond_minus_in_range"] for m in (c, f, s)]
+def _notes(metrics: dict, steps: int) -> str:
+    w, c, k = metrics["wrong"], metrics["clamped"], metrics["checked"]
+    gaps = [m["beyond_minus_in_range"] for m in (c, metrics["fixed"], metrics["sinusoidal"])]
     if max(abs(g) for g in gaps) <= 0.1:
         loss_note = (f"After {steps} training steps the loss beyond the trained length is within "
                      f"0.1 nats of the loss inside for every lookup that runs there, the "
@@ -221,9 +214,39 @@ def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = N
         loss_note = (f"After {steps} training steps, loss beyond minus loss inside the trained "
                      f"length: clamped {gaps[0]:+.2f}, RoPE {gaps[1]:+.2f}, sinusoidal "
                      f"{gaps[2]:+.2f} nats.")
-    notes = f"Raw lookup: {w['error']}\nOur GPT: {k['error']}\n{loss_note}"
-    return Result("positions", metrics, reproduced, "at_2x", verdict, pictures, series,
-                  notes=notes, captions=captions)
+    return f"Raw lookup: {w['error']}\nOur GPT: {k['error']}\n{loss_note}"
+
+
+def _draw(r: dict, path: Path) -> Path:
+    curves = r["series"]
+    trained = r["metrics"]["wrong"]["trained_length"]
+
+    def draw(fig) -> None:
+        ax = fig.add_subplot()
+        for label, ys in curves.items():
+            ax.plot(np.arange(len(ys)), ys, lw=1.4, label=label)
+        ax.axvline(trained - 0.5, color="grey", ls="--", lw=1)
+        ax.text(trained, ax.get_ylim()[1], " trained length", va="top", fontsize=8,
+                color="grey")
+        ax.set_xlabel("position in the sequence")
+        ax.set_ylabel("validation loss (nats)")
+        ax.set_title(f"loss by position: trained at {trained}, evaluated at {2 * trained}")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+
+    return figure(path, draw, 7.0, 4.0)
+
+
+def _caption(r: dict) -> str:
+    trained = r["metrics"]["wrong"]["trained_length"]
+    return (f"Validation loss at each position. All models were trained on windows of "
+            f"{trained} tokens. The learned table has no row past the line: indexed raw it "
+            f"crashes, with our check it refuses clearly (neither has a curve past the line), "
+            f"and clamped it runs with positions {trained - 1}..{2 * trained - 1} all reading "
+            f"row {trained - 1}. Sinusoidal and RoPE positions carry on past the line.")
+
+
+FIGURES = (Figure("m07_loss_by_position.png", _draw, _caption),)
 
 
 def build(side: str, seed: int = 0) -> GPT:
@@ -241,4 +264,5 @@ MISTAKE = register(Mistake(
     wrong={"pos_encoding": "learned", "lookup": "table[positions], unchecked (or clamped)",
            "sequence_length": "2 x block_size"},
     fixed={"pos_encoding": "rope", "sequence_length": "2 x block_size"},
-    run=run, build=build))
+    tiers=TIERS, measure=measure, verdict=verdict, symptom="at_2x", figures=FIGURES,
+    build=build))

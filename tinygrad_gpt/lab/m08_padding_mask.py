@@ -3,13 +3,15 @@ positions) ignore which tokens are padding. We compare every real token's logits
 batch with the same sequence run alone, for right and left padding, with and without the mask."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ..engine import Tensor, no_grad
 from ..model import GPT
-from .base import Mistake, Result, register
-from .common import build_model, lab_data, small_config, train
-from .plotting import save_figure, save_plot
+from .base import Figure, Measured, Mistake, register
+from .common import LAB_MODEL, LabData, build_model, model_sizes, small_config, train
+from .plotting import figure, plot
 
 EXPLANATION = """\
 To run sequences of different lengths in one batch we pad the short ones, and the padding must
@@ -27,6 +29,8 @@ spreads through the batch's loss and gradients. Our mask uses the most negative 
 and zeroes rows with no visible key, so a fully padded row stays finite."""
 
 PAD_ID = 0
+TIERS = {"quick": dict(**LAB_MODEL["quick"], steps=40),      # training steps
+         "full": dict(**LAB_MODEL["full"], steps=150)}
 
 
 def _batch(seqs: list, t: int, left: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -63,42 +67,11 @@ def naive_softmax_rows(mask: np.ndarray, seed: int = 0) -> np.ndarray:
     return att.data
 
 
-def _plots(out_dir, maps: dict, allowed: np.ndarray, diffs: dict) -> tuple[list, dict]:
-    pictures, captions = [], {}
-    p = save_plot(out_dir, "m08_attention_left_padded.png", "plot_attention", maps,
-                  allowed=allowed, title="left-padded row, layer 0 (red: weight on padding)")
-    if p:
-        pictures.append(p)
-        captions[p] = ("Layer-0 attention of one left-padded row, per head. Grey cells are keys "
-                       "the query must not see (padding, or the future); without the padding "
-                       "mask real queries put weight there (red boxes).")
-
-    def draw(fig) -> None:
-        ax = fig.add_subplot()
-        labels = list(diffs)
-        vals = [max(diffs[k], 1e-9) for k in labels]
-        ax.bar(range(len(vals)), vals, color=["#c0392b" if "wrong" in k else "#2e86c1"
-                                              for k in labels])
-        ax.set_xticks(range(len(vals)), labels, fontsize=8)
-        ax.set_yscale("log")
-        ax.set_ylabel("max |logit diff| vs alone")
-        ax.set_title("real-token outputs in a padded batch vs each sequence alone")
-        ax.grid(True, axis="y", alpha=0.3)
-
-    p = save_figure(out_dir, "m08_max_diff.png", draw, 6.0, 3.6)
-    if p:
-        pictures.append(p)
-        captions[p] = ("Largest change of any real token's logits when its sequence is batched "
-                       "with padding instead of run alone (log scale; float32 noise is ~1e-6).")
-    return pictures, captions
-
-
-def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = None) -> Result:
-    data = lab_data(corpus)
-    cfg = small_config(data.vocab_size, quick)
+def measure(settings: dict, seed: int, data: LabData) -> Measured:
+    cfg = small_config(data.vocab_size, True, **model_sizes(settings))
     t = cfg.block_size
     trained = GPT(cfg, seed=seed)
-    log = train(trained, data, 40 if quick else 150, seed=seed)
+    log = train(trained, data, settings["steps"], seed=seed)
     state = trained.state_dict()
     rng = np.random.default_rng(seed + 1)
     lengths = [t, t - 7, t // 2, 5, 0]                 # the last row is entirely padding
@@ -138,26 +111,62 @@ def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = N
         "fully_padded_row_finite": bool(np.isfinite(naive[-1]).all()),
         "nan_rows": int(np.isnan(naive).any(-1).sum()),
         "rows": int(naive.shape[0] * naive.shape[1])}
+    n = lengths[2]
+    allowed = np.tril(np.ones((t, t), dtype=bool))
+    allowed[:, :t - n] = False
+    return Measured(metrics, {"lengths": lengths},
+                    figures={"attention": maps, "allowed": allowed})
+
+
+def verdict(metrics: dict, context: dict) -> tuple[bool, str]:
     w, f = metrics["wrong"], metrics["fixed"]
     # under a causal mask right padding is harmless either way; left padding needs the mask
     reproduced = bool(w["left_pad_max_diff"] > 1e-3 and f["left_pad_max_diff"] < 1e-4
                       and w["right_pad_max_diff"] < 1e-4 and f["right_pad_max_diff"] < 1e-4
                       and f["fully_padded_row_finite"])
-    n = lengths[2]
-    allowed = np.tril(np.ones((t, t), dtype=bool))
-    allowed[:, :t - n] = False
-    diffs = {f"{s}\n{p} pad": metrics[s][f"{p}_pad_max_diff"]
+    return reproduced, (
+        f"left padding without the mask changes real-token logits by up to "
+        f"{w['left_pad_max_diff']:.3g} (with the mask {f['left_pad_max_diff']:.1e}); "
+        f"right padding differs by only {w['right_pad_max_diff']:.1e} even without it, "
+        f"because the causal mask already hides later pads; the fully padded row stays "
+        f"finite with our mask, while a -inf mask gives "
+        f"{metrics['naive_-inf_mask']['nan_rows']} NaN rows")
+
+
+def _attention(r: dict, path: Path) -> Path:
+    maps = {k: np.asarray(v) for k, v in r["figures"]["attention"].items()}
+    return plot(path, "plot_attention", maps, allowed=np.asarray(r["figures"]["allowed"]),
+                title="left-padded row, layer 0 (red: weight on padding)")
+
+
+def _diffs(r: dict, path: Path) -> Path:
+    diffs = {f"{s}\n{p} pad": r["metrics"][s][f"{p}_pad_max_diff"]
              for s in ("wrong", "fixed") for p in ("right", "left")}
-    pictures, captions = _plots(out_dir, maps, allowed, diffs)
-    verdict = (f"left padding without the mask changes real-token logits by up to "
-               f"{w['left_pad_max_diff']:.3g} (with the mask {f['left_pad_max_diff']:.1e}); "
-               f"right padding differs by only {w['right_pad_max_diff']:.1e} even without it, "
-               f"because the causal mask already hides later pads; the fully padded row stays "
-               f"finite with our mask, while a -inf mask gives "
-               f"{metrics['naive_-inf_mask']['nan_rows']} NaN rows")
-    series = {"lengths": lengths}
-    return Result("padding-mask", metrics, reproduced, "left_pad_max_diff", verdict, pictures,
-                  series, captions=captions)
+
+    def draw(fig) -> None:
+        ax = fig.add_subplot()
+        labels = list(diffs)
+        vals = [max(diffs[k], 1e-9) for k in labels]
+        ax.bar(range(len(vals)), vals, color=["#c0392b" if "wrong" in k else "#2e86c1"
+                                              for k in labels])
+        ax.set_xticks(range(len(vals)), labels, fontsize=8)
+        ax.set_yscale("log")
+        ax.set_ylabel("max |logit diff| vs alone")
+        ax.set_title("real-token outputs in a padded batch vs each sequence alone")
+        ax.grid(True, axis="y", alpha=0.3)
+
+    return figure(path, draw, 6.0, 3.6)
+
+
+FIGURES = (
+    Figure("m08_attention_left_padded.png", _attention,
+           "Layer-0 attention of one left-padded row, per head. Grey cells are keys the query "
+           "must not see (padding, or the future); without the padding mask real queries put "
+           "weight there (red boxes)."),
+    Figure("m08_max_diff.png", _diffs,
+           "Largest change of any real token's logits when its sequence is batched with "
+           "padding instead of run alone (log scale; float32 noise is ~1e-6)."),
+)
 
 
 def build(side: str, seed: int = 0) -> GPT:
@@ -171,4 +180,5 @@ MISTAKE = register(Mistake(
     number=8, slug="padding-mask", title="Attention mask broadcasting (padding)",
     explanation=EXPLANATION,
     wrong={"mask_padding": False}, fixed={"mask_padding": True},
-    run=run, build=build))
+    tiers=TIERS, measure=measure, verdict=verdict, symptom="left_pad_max_diff",
+    figures=FIGURES, build=build))

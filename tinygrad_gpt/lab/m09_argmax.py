@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import math
 
+from pathlib import Path
+
 import numpy as np
 
 from .. import functional as F
-from .. import optim
+from .. import optim, viz
 from ..data import get_batch
 from ..engine import Tensor, no_grad, record_gradients
 from ..model import GPT
 from ..nn import Module
-from .base import Mistake, Result, register
-from .common import LabData, build_model, lab_data, small_config, train
-from .plotting import save_figure, save_graphs
+from .base import Figure, Measured, Mistake, register
+from .common import LAB_MODEL, LabData, build_model, model_sizes, progress, small_config, train
+from .plotting import figure, graphs, graphs_dot
 
 EXPLANATION = """\
 Argmax picks the index of the largest logit. Nudge any weight by a tiny amount and the largest
@@ -37,6 +39,11 @@ rewards that ignore the sampled token, to show that the gain comes from the rewa
 not from the noise of training."""
 
 IGNORE = -100
+# teacher forcing and REINFORCE steps, draws for the gradient variance, held-out windows
+TIERS = {"quick": dict(**LAB_MODEL["quick"], steps=60, reinforce_steps=120, draws=8,
+                       eval_windows=32),
+         "full": dict(**LAB_MODEL["full"], steps=150, reinforce_steps=150, draws=16,
+                      eval_windows=64)}
 REWARD_MARGIN = 0.1   # expected-reward gain that counts as learning (measured +0.29 .. +0.46)
 
 
@@ -178,6 +185,7 @@ def reinforce(model: GPT, data: LabData, steps: int, seed: int, lr: float = REIN
     coin_rng = np.random.default_rng(seed + 11)
     opt = optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     baseline, rewards = None, []
+    bar = progress(steps, "placebo" if placebo else "reinforce")
     for _ in range(steps):
         x, y = get_batch(data.train, model.config.block_size, batch_size, rng)
         logits, _ = model(x)
@@ -197,6 +205,8 @@ def reinforce(model: GPT, data: LabData, steps: int, seed: int, lr: float = REIN
         rewards.append(float(r.mean()))
         mean_s = float(signal.mean())
         baseline = mean_s if baseline is None else 0.9 * baseline + 0.1 * mean_s
+        bar.update(reward=rewards[-1])
+    bar.close()
     return rewards
 
 
@@ -268,53 +278,8 @@ def _argmax_graph(model: NextTokenModel, x: np.ndarray, y: np.ndarray) -> Tensor
     return loss
 
 
-def _pictures(out_dir, wrong_root: Tensor, fixed_loss: Tensor, rewards: list,
-              placebo: list) -> tuple[list, dict]:
-    from .. import viz
-    pictures, captions = [], {}
-    p = save_graphs(out_dir, "m09_argmax_cut", [viz.trace(wrong_root), viz.trace(fixed_loss)],
-                    ["argmax loss: the path is cut at argmax (dashed), every weight gets exactly 0",
-                     "teacher forcing: cross-entropy, gradient reaches every parameter"],
-                    depth=1, title="mistake 9: gradient through argmax")
-    if p:
-        pictures.append(p)
-        captions[p] = ("The same model's graph, folded by layer. Left: the prediction goes "
-                       "through argmax, whose edge is dashed (no gradient): the error rate "
-                       "computed from its integer output cannot send anything back, and what "
-                       "reaches the weights is exactly zero (grey). Right: "
-                       "cross-entropy on the true next token, coloured by the gradient each "
-                       "part receives.")
-
-    def draw(fig) -> None:
-        ax = fig.add_subplot()
-        for ys, label in ((rewards, "reward of the sampled tokens"),
-                          (placebo, "placebo: the same updates from coin-flip rewards")):
-            r = np.asarray(ys)
-            k = max(1, len(r) // 10)
-            smooth = np.convolve(r, np.ones(k) / k, mode="valid")
-            line, = ax.plot(r, lw=0.8, alpha=0.3)
-            ax.plot(np.arange(k - 1, len(r)), smooth, lw=1.6, color=line.get_color(),
-                    label=f"{label} (moving average of {k})")
-        ax.set_xlabel("step")
-        ax.set_ylabel("reward (sampled char of the right kind)")
-        ax.set_title("REINFORCE with a baseline on sampled tokens")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
-
-    p = save_figure(out_dir, "m09_reinforce_reward.png", draw, 7.0, 4.0)
-    if p:
-        pictures.append(p)
-        captions[p] = ("Mean reward of the sampled tokens at each REINFORCE step: 1 when the "
-                       "sampled character is of the same kind (lowercase, uppercase, digit, "
-                       "space, other) as the true next one. The placebo run makes the same "
-                       "number of updates with rewards that are coin flips, blind to the "
-                       "sampled token: what noise alone does to the policy.")
-    return pictures, captions
-
-
-def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = None) -> Result:
-    data = lab_data(corpus)
-    cfg = small_config(data.vocab_size, quick)
+def measure(settings: dict, seed: int, data: LabData) -> Measured:
+    cfg = small_config(data.vocab_size, True, **model_sizes(settings))
     t = cfg.block_size
     x, y = get_batch(data.val, t, 8, np.random.default_rng(seed + 1))
     classes = char_classes(data.itos)
@@ -322,7 +287,7 @@ def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = N
     # wrong: a loss through argmax
     wrong = NextTokenModel(GPT(cfg, seed=seed), "argmax")
     w, _ = _gradient_report(wrong, x, y)
-    wrong_root = _argmax_graph(wrong, x, y) if out_dir is not None else None
+    wrong_root = _argmax_graph(wrong, x, y)
     dd = directional_derivatives(wrong, x, y, 4, 1e-3, seed)
     w.update(directional_derivative_max_abs=float(np.max(np.abs(dd))),
              val_error_rate=_error_rate(wrong.gpt, x, y))
@@ -330,12 +295,16 @@ def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = N
     # fixed: teacher forcing, same initial weights
     fixed = NextTokenModel(GPT(cfg, seed=seed), "cross_entropy")
     f, fixed_loss = _gradient_report(fixed, x, y)
+    dot = graphs_dot([viz.trace(wrong_root), viz.trace(fixed_loss)],
+                     ["argmax loss: the path is cut at argmax (dashed), every weight gets "
+                      "exactly 0", "teacher forcing: cross-entropy, gradient reaches every "
+                      "parameter"], depth=1, title="mistake 9: gradient through argmax")
     dd = directional_derivatives(fixed, x, y, 4, 1e-3, seed)
     f["directional_derivative_max_abs"] = float(np.max(np.abs(dd)))
     f["val_error_rate_before"] = _error_rate(fixed.gpt, x, y)
     with no_grad():
         f["val_loss_before"] = fixed.gpt(x, y)[1].item()
-    log = train(fixed.gpt, data, 60 if quick else 150, seed=seed)
+    log = train(fixed.gpt, data, settings["steps"], seed=seed, what="teacher forcing")
     f["val_error_rate"] = _error_rate(fixed.gpt, x, y)
     with no_grad():
         f["val_loss_after"] = fixed.gpt(x, y)[1].item()
@@ -345,8 +314,8 @@ def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = N
     # measured exactly (no sampling) on a fixed set of held-out windows, before and after, and
     # against a placebo run whose rewards ignore the sampled token
     policy = GPT(cfg, seed=seed)
-    var = gradient_variance(policy, x, y, classes, 8 if quick else 16, seed + 3)
-    xe, ye = get_batch(data.val, t, 32 if quick else 64, np.random.default_rng(seed + 2))
+    var = gradient_variance(policy, x, y, classes, settings["draws"], seed + 3)
+    xe, ye = get_batch(data.val, t, settings["eval_windows"], np.random.default_rng(seed + 2))
     start = expected_rewards(policy, xe, ye, classes)
     r: dict = {"eval_windows": len(xe),
                "expected_reward_before": float(start.mean()),
@@ -355,7 +324,7 @@ def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = N
                "grad_variance_value_baseline": var["value"],
                "variance_reduction": var["none"] / max(var["mean"], 1e-30),
                "variance_reduction_value_baseline": var["none"] / max(var["value"], 1e-30)}
-    steps = 120 if quick else 150
+    steps = settings["reinforce_steps"]
     rewards = reinforce(policy, data, steps, seed)
     end = expected_rewards(policy, xe, ye, classes)
     placebo = GPT(cfg, seed=seed)
@@ -368,39 +337,77 @@ def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = N
     k = max(1, len(rewards) // 10)
     r["reward_first"] = float(np.mean(rewards[:k]))
     r["reward_last"] = float(np.mean(rewards[-k:]))
+    return Measured({"wrong": w, "fixed": f, "reinforce": r},
+                    {"reinforce_reward": rewards, "placebo_reward": placebo_rewards,
+                     "teacher_forcing_loss": log.loss},
+                    figures={"m09_argmax_cut": dot},
+                    notes="wrong backward error: " + w["backward_error"])
+
+
+def verdict(metrics: dict, context: dict) -> tuple[bool, str]:
+    w, f, r = metrics["wrong"], metrics["fixed"], metrics["reinforce"]
     # the gain must be large, three standard errors of the evaluation set away from zero, and
     # well above what the same number of uninformed updates does (measured -0.02 .. +0.02)
     learns = (r["reward_gain"] > REWARD_MARGIN
               and r["reward_gain"] > 3 * r["reward_gain_stderr"]
               and r["reward_gain"] > r["placebo_gain"] + REWARD_MARGIN)
-
-    metrics = {"wrong": w, "fixed": f, "reinforce": r}
     reproduced = bool(
         w["nonzero_grad_params"] == 0 and w["grad_max_abs"] == 0.0
         and w["directional_derivative_max_abs"] == 0.0
         and f["nonzero_grad_params"] == f["parameters"]
         and f["val_loss_after"] < f["val_loss_before"] - 0.3
         and learns)
-    pictures, captions = _pictures(out_dir, wrong_root, fixed_loss, rewards,
-                                   placebo_rewards) if out_dir else ([], {})
-    verdict = (f"through argmax {w['nonzero_grad_params']} of {w['parameters']} parameters "
-               f"get a non-zero gradient (max |grad| {w['grad_max_abs']:g}, finite differences "
-               f"{w['directional_derivative_max_abs']:g}); teacher forcing reaches all "
-               f"{f['parameters']} and lowers the validation loss from "
-               f"{f['val_loss_before']:.2f} to {f['val_loss_after']:.2f}; REINFORCE "
-               f"{'raises' if learns else 'does not clearly raise'} the expected reward on "
-               f"{r['eval_windows']} held-out windows from "
-               f"{r['expected_reward_before']:.2f} to {r['expected_reward_after']:.2f} "
-               f"(+{r['reward_gain']:.2f} +- {r['reward_gain_stderr']:.2f}; the same updates "
-               f"with rewards that ignore the sampled token end at "
-               f"{r['placebo_reward_after']:.2f}; always answering the most common kind earns "
-               f"{r['constant_policy_reward']:.2f}); the average reward as a baseline cuts the "
-               f"gradient variance {r['variance_reduction']:.1f}x, each position's expected "
-               f"reward {r['variance_reduction_value_baseline']:.1f}x")
-    return Result("argmax", metrics, reproduced, "nonzero_grad_params", verdict, pictures,
-                  {"reinforce_reward": rewards, "placebo_reward": placebo_rewards,
-                   "teacher_forcing_loss": log.loss},
-                  notes="wrong backward error: " + w["backward_error"], captions=captions)
+    return reproduced, (
+        f"through argmax {w['nonzero_grad_params']} of {w['parameters']} parameters "
+        f"get a non-zero gradient (max |grad| {w['grad_max_abs']:g}, finite differences "
+        f"{w['directional_derivative_max_abs']:g}); teacher forcing reaches all "
+        f"{f['parameters']} and lowers the validation loss from "
+        f"{f['val_loss_before']:.2f} to {f['val_loss_after']:.2f}; REINFORCE "
+        f"{'raises' if learns else 'does not clearly raise'} the expected reward on "
+        f"{r['eval_windows']} held-out windows from "
+        f"{r['expected_reward_before']:.2f} to {r['expected_reward_after']:.2f} "
+        f"(+{r['reward_gain']:.2f} +- {r['reward_gain_stderr']:.2f}; the same updates "
+        f"with rewards that ignore the sampled token end at "
+        f"{r['placebo_reward_after']:.2f}; always answering the most common kind earns "
+        f"{r['constant_policy_reward']:.2f}); the average reward as a baseline cuts the "
+        f"gradient variance {r['variance_reduction']:.1f}x, each position's expected "
+        f"reward {r['variance_reduction_value_baseline']:.1f}x")
+
+
+def _rewards(r: dict, path: Path) -> Path:
+    def draw(fig) -> None:
+        ax = fig.add_subplot()
+        for key, label in (("reinforce_reward", "reward of the sampled tokens"),
+                           ("placebo_reward", "placebo: the same updates from coin-flip "
+                                              "rewards")):
+            ys = np.asarray(r["series"][key])
+            k = max(1, len(ys) // 10)
+            smooth = np.convolve(ys, np.ones(k) / k, mode="valid")
+            line, = ax.plot(ys, lw=0.8, alpha=0.3)
+            ax.plot(np.arange(k - 1, len(ys)), smooth, lw=1.6, color=line.get_color(),
+                    label=f"{label} (moving average of {k})")
+        ax.set_xlabel("step")
+        ax.set_ylabel("reward (sampled char of the right kind)")
+        ax.set_title("REINFORCE with a baseline on sampled tokens")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+
+    return figure(path, draw, 7.0, 4.0)
+
+
+FIGURES = (
+    Figure("m09_argmax_cut", lambda r, path: graphs(path, r["figures"].get("m09_argmax_cut")),
+           "The same model's graph, folded by layer. Above: the prediction goes through "
+           "argmax, whose edge is dashed (no gradient): the error rate computed from its "
+           "integer output cannot send anything back, and what reaches the weights is exactly "
+           "zero (grey). Below: cross-entropy on the true next token, coloured by the gradient "
+           "each part receives."),
+    Figure("m09_reinforce_reward.png", _rewards,
+           "Mean reward of the sampled tokens at each REINFORCE step: 1 when the sampled "
+           "character is of the same kind (lowercase, uppercase, digit, space, other) as the "
+           "true next one. The placebo run makes the same number of updates with rewards that "
+           "are coin flips, blind to the sampled token: what noise alone does to the policy."),
+)
 
 
 def build(side: str, seed: int = 0) -> NextTokenModel:
@@ -417,4 +424,5 @@ MISTAKE = register(Mistake(
     wrong={"loss": "error rate of argmax(logits)"},
     fixed={"loss": "cross-entropy of the true next token (teacher forcing); REINFORCE with a "
                    "baseline when only sampled tokens are rewarded"},
-    run=run, build=build))
+    tiers=TIERS, measure=measure, verdict=verdict, symptom="nonzero_grad_params",
+    figures=FIGURES, build=build))

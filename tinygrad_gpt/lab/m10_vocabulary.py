@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import math
 
+from pathlib import Path
+
 import numpy as np
 
 from ..model import GPT
 from ..tokenizers import BPETokenizer, CharTokenizer, Tokenizer
-from .base import Mistake, Result, register
-from .common import LabData, evaluate, lab_data, small_config, train
-from .plotting import save_figure
+from .base import Figure, Measured, Mistake, register
+from .common import LAB_MODEL, LabData, evaluate, lab_data, model_sizes, small_config, train
+from .plotting import figure
 
 EXPLANATION = """\
 A tokenizer can only give ids to what its vocabulary holds. Build a character vocabulary from a
@@ -29,6 +31,11 @@ steps on the same block size. A model whose unknowns were collapsed also looks b
 is, because predicting '<unk>' is easier than predicting which character it hid."""
 
 UNK = "\ufffd"
+# training steps, BPE vocabulary sizes (512 is the "fixed" side), validation batches
+TIERS = {"quick": dict(**LAB_MODEL["quick"], steps=40, bpe_sizes=[320, 512, 768],
+                       eval_batches=4),
+         "full": dict(**LAB_MODEL["full"], steps=80, bpe_sizes=[320, 512, 768, 1280],
+                      eval_batches=8)}
 
 
 def _tokens_data(name: str, tok: Tokenizer, train_text: str, val_text: str) -> LabData:
@@ -46,12 +53,12 @@ def _round_trip_unknowns(tok: Tokenizer, text: str) -> int:
     return sum(a != b for a, b in zip(back, text))
 
 
-def _measure(tok: Tokenizer, data: LabData, val_text: str, quick: bool, steps: int,
-             seed: int) -> dict:
-    cfg = small_config(tok.vocab_size, quick)
+def _measure(tok: Tokenizer, data: LabData, val_text: str, settings: dict, seed: int) -> dict:
+    cfg = small_config(tok.vocab_size, True, **model_sizes(settings))
     model = GPT(cfg, seed=seed)
-    log = train(model, data, steps, seed=seed)
-    val_loss = evaluate(model, data, 8, 4 if quick else 8, seed + 1)
+    steps = settings["steps"]
+    log = train(model, data, steps, seed=seed, what=data.name)
+    val_loss = evaluate(model, data, 8, settings["eval_batches"], seed + 1)
     n_bytes = len(val_text.encode("utf-8"))
     n_tok = len(data.val)
     emb = tok.vocab_size * cfg.n_embd
@@ -66,7 +73,8 @@ def _measure(tok: Tokenizer, data: LabData, val_text: str, quick: bool, steps: i
             "train_loss_end": float(np.mean(log.loss[-10:]))}
 
 
-def _draw(metrics: dict):
+def _draw(r: dict, path: Path) -> Path:
+    metrics = r["metrics"]
     names = list(metrics)
     panels = [("chars_per_token", "characters per token"),
               ("embedding_share", "embedding share of parameters"),
@@ -83,24 +91,31 @@ def _draw(metrics: dict):
             ax.set_title(title, fontsize=9)
             ax.grid(True, axis="y", alpha=0.3)
         fig.suptitle("character vocabulary from 5% of the corpus vs byte-level BPE")
-    return draw
+    return figure(path, draw, 10.0, 3.6)
 
 
-def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = None) -> Result:
-    text = lab_data(corpus).text
+def _caption(r: dict) -> str:
+    return (f"Red: characters of the first {r['facts']['sample_chars']:,} characters plus "
+            f"<unk>; blue: byte-level BPE trained on the same sample. Bits per byte after the "
+            f"same {r['settings']['steps']} training steps of the same model size.")
+
+
+FIGURES = (Figure("m10_vocabulary.png", _draw, _caption),)
+
+
+def measure(settings: dict, seed: int, data: LabData) -> Measured:
+    text = data.text
     part = text[:max(1000, len(text) // 20)]         # the sample the vocabularies are built from
     rest = text[len(part):]
     split = int(len(text) * 0.9)
     train_text, val_text = text[:split], text[split:]
-    steps = 40 if quick else 80
-    sizes = (320, 512, 768) if quick else (320, 512, 768, 1280)
     metrics: dict = {}
 
     char = CharTokenizer(part, unk=UNK)
     char.encode(rest)
     unknowns, unknown_chars = char.unknown_count, len(char.unknown_chars)
     char.reset_unknown_counts()
-    m = _measure(char, _tokens_data("char", char, train_text, val_text), val_text, quick, steps,
+    m = _measure(char, _tokens_data("char", char, train_text, val_text), val_text, settings,
                  seed)
     m.update(unknown_count=unknowns, unknown_rate=unknowns / len(rest),
              distinct_unknown_chars=unknown_chars,
@@ -108,38 +123,33 @@ def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = N
              round_trip_unknowns=_round_trip_unknowns(char, rest))
     metrics["wrong"] = m
 
-    for size in sizes:
+    for size in settings["bpe_sizes"]:
         bpe = BPETokenizer().train(part, size)
         lost = _round_trip_unknowns(bpe, rest)
         m = _measure(bpe, _tokens_data(f"bpe{size}", bpe, train_text, val_text), val_text,
-                     quick, steps, seed)
+                     settings, seed)
         m.update(unknown_count=lost, unknown_rate=lost / len(rest), round_trip_unknowns=lost)
         metrics["fixed" if size == 512 else f"bpe_{size}"] = m
+    series = {k: {"vocab_size": v["vocab_size"], "bits_per_byte": v["bits_per_byte"]}
+              for k, v in metrics.items()}
+    return Measured(metrics, series, facts={"sample_chars": len(part)})
 
+
+def verdict(metrics: dict, context: dict) -> tuple[bool, str]:
     w, f = metrics["wrong"], metrics["fixed"]
     bpe_sides = [k for k in metrics if k != "wrong"]
     reproduced = bool(w["unknown_count"] > 0 and w["round_trip_unknowns"] > 0
                       and all(metrics[k]["unknown_count"] == 0 for k in bpe_sides))
-    pictures, captions = [], {}
-    p = save_figure(out_dir, "m10_vocabulary.png", _draw(metrics), 10.0, 3.6)
-    if p:
-        pictures.append(p)
-        captions[p] = (f"Red: characters of the first {len(part):,} characters plus <unk>; "
-                       f"blue: byte-level BPE trained on the same sample. Bits per byte after "
-                       f"the same {steps} training steps of the same model size.")
     per = ", ".join(f"V={metrics[k]['vocab_size']}: {metrics[k]['chars_per_token']:.2f} "
                     f"chars/token, {metrics[k]['bits_per_byte']:.2f} bits/byte"
                     for k in bpe_sides)
-    verdict = (f"a character vocabulary from the first {len(part):,} characters leaves "
-               f"{w['unknown_count']:,} unknown characters ({100 * w['unknown_rate']:.2f}%, "
-               f"{w['distinct_unknown_chars']} distinct) in the rest; byte-level BPE leaves none "
-               f"({per}; the embedding is {100 * f['embedding_share']:.0f}% of the parameters at "
-               f"V={f['vocab_size']}); the char model reaches {w['bits_per_byte']:.2f} bits/byte "
-               f"after the same {steps} steps")
-    series = {k: {"vocab_size": v["vocab_size"], "bits_per_byte": v["bits_per_byte"]}
-              for k, v in metrics.items()}
-    return Result("vocabulary", metrics, reproduced, "unknown_rate", verdict, pictures, series,
-                  captions=captions)
+    return reproduced, (
+        f"a character vocabulary from the first {context['sample_chars']:,} characters leaves "
+        f"{w['unknown_count']:,} unknown characters ({100 * w['unknown_rate']:.2f}%, "
+        f"{w['distinct_unknown_chars']} distinct) in the rest; byte-level BPE leaves none "
+        f"({per}; the embedding is {100 * f['embedding_share']:.0f}% of the parameters at "
+        f"V={f['vocab_size']}); the char model reaches {w['bits_per_byte']:.2f} bits/byte "
+        f"after the same {context['steps']} steps")
 
 
 class TokenizedGPT(GPT):
@@ -178,4 +188,5 @@ MISTAKE = register(Mistake(
     explanation=EXPLANATION,
     wrong={"tokenizer": "characters of the first 5% of the corpus, plus <unk>"},
     fixed={"tokenizer": "byte-level BPE (256 bytes + merges), sizes 320, 512, 768 (+1280)"},
-    run=run, build=build))
+    tiers=TIERS, measure=measure, verdict=verdict, symptom="unknown_rate", figures=FIGURES,
+    build=build))

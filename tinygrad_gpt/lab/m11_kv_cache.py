@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import time
 
+from pathlib import Path
+
 import numpy as np
 
 from ..engine import no_grad
 from ..model import GPT, KVCache
-from .base import Mistake, Result, register
-from .common import LabData, build_model, lab_data, small_config, train
-from .plotting import save_figure
+from .base import Figure, Measured, Mistake, register
+from .common import LAB_MODEL, LabData, build_model, model_sizes, small_config, train
+from .plotting import figure
 
 EXPLANATION = """\
 Generating token by token, a transformer recomputes attention for the newest token only, and
@@ -28,6 +30,13 @@ gets faster, by a factor that grows with the length (full recomputation costs a 
 all T tokens per step, the cache one token). The model uses rotary positions, so it can
 generate past its training length; keys are rotated before they are cached, so a cached key
 keeps its own position."""
+
+
+# training steps, prompt and generated lengths, tokens timed and the best of how many runs
+TIERS = {"quick": dict(**LAB_MODEL["quick"], steps=300, prompt=8, new_tokens=56,
+                       speed_tokens=120, repeats=1),
+         "full": dict(**LAB_MODEL["full"], steps=300, prompt=16, new_tokens=112,
+                      speed_tokens=240, repeats=2)}
 
 
 def cached_step_logits(model: GPT, seq: np.ndarray, prompt_len: int) -> np.ndarray:
@@ -73,7 +82,75 @@ def _first(mask: np.ndarray) -> int | None:
     return int(hits[0]) if hits.size else None
 
 
-def _draw(diffs: dict, speeds: dict):
+def measure(settings: dict, seed: int, data: LabData) -> Measured:
+    cfg = small_config(data.vocab_size, True, pos_encoding="rope", **model_sizes(settings))
+    model = GPT(cfg, seed=seed)
+    log = train(model, data, settings["steps"], seed=seed)
+    state = model.state_dict()
+    prompt = _prompt(data, settings["prompt"])
+    p = prompt.shape[1]
+    n_new, n_speed, repeats = settings["new_tokens"], settings["speed_tokens"], \
+        settings["repeats"]
+
+    def decode(ids: np.ndarray) -> str:
+        return "".join(data.itos[i] for i in ids)
+
+    reference = model.generate(prompt, n_new, top_k=1, use_cache=False)
+    with no_grad():
+        model.eval()
+        full = model(reference)[0].data[0, p - 1:-1]            # (steps, V)
+    speed_full = tokens_per_second(model, prompt, n_speed, False, repeats)
+    metrics: dict = {"full_recompute": {"tokens_per_s": speed_full,
+                                        "text": decode(reference[0, p:])}}
+    series: dict = {}
+    for side, update in (("wrong", False), ("fixed", True)):
+        m_side = GPT(cfg.replace(kv_cache_update=update), seed=seed)
+        m_side.load_state_dict(state)
+        step_diff = np.abs(cached_step_logits(m_side, reference, p) - full).max(-1)
+        tokens = m_side.generate(prompt, n_new, top_k=1, use_cache=True)
+        differ = tokens[0, p:] != reference[0, p:]
+        speed = tokens_per_second(m_side, prompt, n_speed, True, repeats)
+        metrics[side] = {
+            "kv_cache_update": update,
+            "steps": n_new,
+            "max_logit_diff": float(step_diff.max()),
+            "first_logit_mismatch_step": _first(step_diff > 1e-4),
+            "first_divergent_token_step": _first(differ),
+            "tokens_match_full": bool(not differ.any()),
+            "matching_tokens": int((~differ).sum()),
+            "tokens_per_s": speed,
+            "speedup_vs_full": speed / speed_full,
+            "text": decode(tokens[0, p:])}
+        series[f"{side}_logit_diff"] = [float(v) for v in step_diff]
+    metrics["full_recompute"]["train_loss_end"] = float(np.mean(log.loss[-10:]))
+    notes = (f"prompt {decode(prompt[0])!r}; full: {metrics['full_recompute']['text']!r}; "
+             f"wrong: {metrics['wrong']['text']!r}")
+    return Measured(metrics, series, notes=notes)
+
+
+def verdict(metrics: dict, context: dict) -> tuple[bool, str]:
+    w, f = metrics["wrong"], metrics["fixed"]
+    speed_full = metrics["full_recompute"]["tokens_per_s"]
+    reproduced = bool(w["max_logit_diff"] > 1e-2 and w["first_divergent_token_step"] is not None
+                      and f["max_logit_diff"] < 1e-4 and f["tokens_match_full"])
+    return reproduced, (
+        f"without the update the logits differ from full recomputation from step "
+        f"{w['first_logit_mismatch_step']} (max {w['max_logit_diff']:.2f}) and the greedy "
+        f"tokens part ways at step {w['first_divergent_token_step']}; with it the logits "
+        f"match at all {f['steps']} steps (max diff {f['max_logit_diff']:.1e}) and "
+        f"generation runs {f['speedup_vs_full']:.1f}x faster than recomputing "
+        f"({f['tokens_per_s']:.0f} vs {speed_full:.0f} tokens/s over "
+        f"{context['speed_tokens']} tokens)")
+
+
+def _draw(r: dict, path: Path) -> Path:
+    m = r["metrics"]
+    diffs = {f"{side} (kv_cache_update={m[side]['kv_cache_update']})":
+             np.asarray(r["series"][f"{side}_logit_diff"]) for side in ("wrong", "fixed")}
+    speeds = {"full recompute": m["full_recompute"]["tokens_per_s"],
+              "cache, no update": m["wrong"]["tokens_per_s"],
+              "cache, updated": m["fixed"]["tokens_per_s"]}
+
     def draw(fig) -> None:
         ax = fig.add_subplot(1, 2, 1)
         for label, d in diffs.items():
@@ -93,76 +170,15 @@ def _draw(diffs: dict, speeds: dict):
         ax.set_ylabel("tokens / s (greedy)")
         ax.set_title("generation speed")
         ax.grid(True, axis="y", alpha=0.3)
-    return draw
+
+    return figure(path, draw, 10.0, 3.8)
 
 
-def run(quick: bool = False, seed: int = 0, out_dir=None, corpus: str | None = None) -> Result:
-    data = lab_data(corpus)
-    cfg = small_config(data.vocab_size, quick, pos_encoding="rope")
-    model = GPT(cfg, seed=seed)
-    log = train(model, data, 300, seed=seed)
-    state = model.state_dict()
-    prompt = _prompt(data, 8 if quick else 16)
-    p = prompt.shape[1]
-    n_new = 56 if quick else 112
-    n_speed = 120 if quick else 240
-    repeats = 1 if quick else 2
-
-    def decode(ids: np.ndarray) -> str:
-        return "".join(data.itos[i] for i in ids)
-
-    reference = model.generate(prompt, n_new, top_k=1, use_cache=False)
-    with no_grad():
-        model.eval()
-        full = model(reference)[0].data[0, p - 1:-1]            # (steps, V)
-    speed_full = tokens_per_second(model, prompt, n_speed, False, repeats)
-    metrics: dict = {"full_recompute": {"tokens_per_s": speed_full,
-                                        "text": decode(reference[0, p:])}}
-    diffs: dict = {}
-    for side, update in (("wrong", False), ("fixed", True)):
-        m_side = GPT(cfg.replace(kv_cache_update=update), seed=seed)
-        m_side.load_state_dict(state)
-        step_diff = np.abs(cached_step_logits(m_side, reference, p) - full).max(-1)
-        tokens = m_side.generate(prompt, n_new, top_k=1, use_cache=True)
-        differ = tokens[0, p:] != reference[0, p:]
-        speed = tokens_per_second(m_side, prompt, n_speed, True, repeats)
-        metrics[side] = {
-            "kv_cache_update": update,
-            "steps": n_new,
-            "max_logit_diff": float(step_diff.max()),
-            "first_logit_mismatch_step": _first(step_diff > 1e-4),
-            "first_divergent_token_step": _first(differ),
-            "tokens_match_full": bool(not differ.any()),
-            "matching_tokens": int((~differ).sum()),
-            "tokens_per_s": speed,
-            "speedup_vs_full": speed / speed_full,
-            "text": decode(tokens[0, p:])}
-        diffs[f"{side} (kv_cache_update={update})"] = step_diff
-    w, f = metrics["wrong"], metrics["fixed"]
-    metrics["full_recompute"]["train_loss_end"] = float(np.mean(log.loss[-10:]))
-    reproduced = bool(w["max_logit_diff"] > 1e-2 and w["first_divergent_token_step"] is not None
-                      and f["max_logit_diff"] < 1e-4 and f["tokens_match_full"])
-    pictures, captions = [], {}
-    speeds = {"full recompute": speed_full, "cache, no update": w["tokens_per_s"],
-              "cache, updated": f["tokens_per_s"]}
-    path = save_figure(out_dir, "m11_kv_cache.png", _draw(diffs, speeds), 10.0, 3.8)
-    if path:
-        pictures.append(path)
-        captions[path] = ("Left: at every step of decoding the same sequence, the largest "
-                          "difference between cached and fully recomputed logits (float32 "
-                          "noise is ~1e-6). Right: greedy generation speed over "
-                          f"{n_speed} tokens.")
-    verdict = (f"without the update the logits differ from full recomputation from step "
-               f"{w['first_logit_mismatch_step']} (max {w['max_logit_diff']:.2f}) and the greedy "
-               f"tokens part ways at step {w['first_divergent_token_step']}; with it the logits "
-               f"match at all {f['steps']} steps (max diff {f['max_logit_diff']:.1e}) and "
-               f"generation runs {f['speedup_vs_full']:.1f}x faster than recomputing "
-               f"({f['tokens_per_s']:.0f} vs {speed_full:.0f} tokens/s over {n_speed} tokens)")
-    series = {f"{k}_logit_diff": [float(v) for v in d] for k, d in
-              zip(("wrong", "fixed"), diffs.values())}
-    return Result("kv-cache", metrics, reproduced, "max_logit_diff", verdict, pictures, series,
-                  notes=f"prompt {decode(prompt[0])!r}; full: {metrics['full_recompute']['text']!r}"
-                        f"; wrong: {w['text']!r}", captions=captions)
+FIGURES = (Figure("m11_kv_cache.png", _draw,
+                  lambda r: "Left: at every step of decoding the same sequence, the largest "
+                            "difference between cached and fully recomputed logits (float32 "
+                            "noise is ~1e-6). Right: greedy generation speed over "
+                            f"{r['settings']['speed_tokens']} tokens."),)
 
 
 def build(side: str, seed: int = 0) -> GPT:
@@ -178,4 +194,5 @@ MISTAKE = register(Mistake(
     explanation=EXPLANATION,
     wrong={"kv_cache_update": False, "pos_encoding": "rope"},
     fixed={"kv_cache_update": True, "pos_encoding": "rope"},
-    run=run, build=build))
+    tiers=TIERS, measure=measure, verdict=verdict, symptom="max_logit_diff", figures=FIGURES,
+    build=build))
