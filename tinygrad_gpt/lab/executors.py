@@ -118,6 +118,19 @@ def _distributed() -> Any:
     return distributed
 
 
+def check_executor(jobs: int = 1, cluster: str | None = None) -> None:
+    """Refuse bad `--jobs` / `--cluster` values (ValueError), or `--cluster` without Dask
+    installed (ImportError naming the install command), before anything starts."""
+    if jobs < 1:
+        raise ValueError(f"--jobs {jobs}: must be >= 1")
+    if cluster is not None:
+        if jobs != 1:
+            raise ValueError("--jobs and --cluster exclude each other: a cluster has its own "
+                             "workers")
+        parse_cluster(cluster)
+        _distributed()
+
+
 @contextlib.contextmanager
 def open_executor(jobs: int = 1, cluster: str | None = None,
                   echo: Callable[[str], None] | None = None) -> Iterator[Executor]:
@@ -125,10 +138,7 @@ def open_executor(jobs: int = 1, cluster: str | None = None,
     shut down (and a cluster we started, closed) on the way out. Each has `.capacity`: how many
     tasks it runs at once."""
     say = echo or (lambda s: None)
-    if jobs < 1:
-        raise ValueError(f"--jobs {jobs}: must be >= 1")
-    if cluster is not None and jobs != 1:
-        raise ValueError("--jobs and --cluster exclude each other: a cluster has its own workers")
+    check_executor(jobs, cluster)
     if cluster is None:
         ex: Executor = InProcess() if jobs == 1 else LocalProcesses(jobs)
         try:
@@ -231,5 +241,6 @@ def run_tasks(fn: Callable[[Any], Any], tasks: Sequence[Any], executor: Executor
     return outcomes
 
 
-__all__ = ["InProcess", "LocalProcesses", "Outcome", "open_executor", "parse_cluster",
+__all__ = ["InProcess", "LocalProcesses", "Outcome", "open_executor", "check_executor",
+           "parse_cluster",
            "run_tasks", "describe_error", "CLUSTER_INSTALL"]

@@ -15,7 +15,7 @@ from .base import MISTAKES, Result
 from .executors import Outcome, open_executor, run_tasks
 from .runner import (Echo, Task, check_corpus, finish_lab, fmt, jsonable, make_tasks, plain,
                      run_task, symptom_values)
-from .seeds import OverSeeds, over_seeds
+from .seeds import AGREEMENT, CONFIDENCE, EFFECT_KINDS, OverSeeds, over_seeds
 
 
 def task_key(task: Task | dict) -> str:
@@ -97,8 +97,15 @@ def run_sweep(only: Sequence[str | int] | str | None = None, quick: bool = False
     seeds = list(seeds)
     if not seeds:
         raise ValueError("lab: no seeds to run")
-    # seed by seed, so an interrupted sweep leaves whole seeds behind
-    tasks = [t for s in seeds for t in make_tasks(only, quick, s, corpus)]
+    in_process = jobs == 1 and cluster is None
+    # seed by seed, so an interrupted sweep leaves whole seeds behind; steps are shown only
+    # in process (workers' lines would interleave)
+    tasks = [t for s in seeds for t in make_tasks(only, quick, s, corpus,
+                                                  progress=in_process and echo is not None)]
+    for t in tasks[:len(tasks) // len(seeds)]:
+        if MISTAKES[t.slug].effect not in EFFECT_KINDS:
+            raise ValueError(f"lab: mistake {t.slug!r} has effect {MISTAKES[t.slug].effect!r}; "
+                             f"choose from {EFFECT_KINDS}")
     out = Path(out_dir)
     results: dict[int, dict] = {}
     done = load_done(resume) if resume is not None else {}
@@ -162,7 +169,8 @@ def finish_sweep(tasks: Sequence[Task], results: Sequence[dict], out: Path, seed
     verdict over seeds when there are several; results.json keeps every task's result."""
     first = [(t, r) for t, r in zip(tasks, results) if t.seed == seeds[0]]
     over = over_all_seeds(tasks, results) if len(seeds) > 1 else {}
-    drawn = finish_lab([t for t, _ in first], [r for _, r in first], out, elapsed)
+    drawn = finish_lab([t for t, _ in first], [r for _, r in first], out, elapsed,
+                       _over_seeds_section(over, seeds) if over else None)
     path = out / "results.json"
     doc = json.loads(path.read_text(encoding="utf-8"))
     doc["tasks"] = list(results)
@@ -175,21 +183,47 @@ def finish_sweep(tasks: Sequence[Task], results: Sequence[dict], out: Path, seed
     return Sweep(list(tasks), list(results), drawn, over, seeds, elapsed)
 
 
-def over_seeds_table(sweep: Sweep) -> str:
-    """The verdict over seeds as fixed-width text for the terminal."""
+def over_seeds_rows(over: dict[str, OverSeeds]) -> list[dict[str, str]]:
+    """One row per mistake: the effect's mean, spread and interval, k of n, the verdict."""
     rows = []
-    for slug, o in sweep.over.items():
+    for slug, o in over.items():
         m = MISTAKES[slug]
-        interval = "" if o.low is None else f"[{fmt(o.low)}, {fmt(o.high)}]"
-        rows.append({"#": str(m.number), "mistake": slug, "effect": o.effect_name or "(count)",
-                     "mean": fmt(o.mean), "sd": fmt(o.sd), "95% interval": interval,
-                     "seeds": f"{o.k} of {o.n}", "reproduced": "yes" if o.reproduced else "NO"})
-    cols = ["#", "mistake", "effect", "mean", "sd", "95% interval", "seeds", "reproduced"]
+        rows.append({"#": str(m.number), "mistake": slug, "symptom": m.symptom,
+                     "effect": o.effect_name or "(not a number)", "mean": fmt(o.mean),
+                     "sd": fmt(o.sd) + (" (log)" if o.kind == "ratio" and o.sd is not None
+                                        else ""),
+                     "95% interval": "" if o.low is None else f"[{fmt(o.low)}, {fmt(o.high)}]",
+                     "seeds": f"{o.k} of {o.n}",
+                     "reproduced": "yes" if o.reproduced else "NO"})
+    return rows
+
+
+def over_seeds_table(over: dict[str, OverSeeds]) -> str:
+    """The verdict over seeds as fixed-width text for the terminal."""
+    rows = over_seeds_rows(over)
+    cols = list(rows[0]) if rows else []
     width = {c: max([len(c)] + [len(r[c]) for r in rows]) for c in cols}
     lines = ["  ".join(f"{c:<{width[c]}}" for c in cols), "  ".join("-" * width[c] for c in cols)]
     lines += ["  ".join(f"{r[c]:<{width[c]}}" for c in cols) for r in rows]
     return "\n".join(lines)
 
 
+RULE = (f"A mistake is reproduced over seeds when at least {AGREEMENT:.0%} of the seeds "
+        f"reproduce it on their own and, for a numeric symptom, the {CONFIDENCE:.0%} t interval "
+        f"(n - 1 degrees of freedom) of its effect excludes no effect: 0 for wrong - fixed, 1 "
+        f"for wrong / fixed (averaged as log ratios; the mean shown is the geometric mean and "
+        f"sd is that of the log ratio).")
+
+
+def _over_seeds_section(over: dict[str, OverSeeds], seeds: list[int]) -> Callable:
+    def add(report: Any) -> None:
+        n_ok = sum(o.reproduced for o in over.values())
+        report.section(f"Over seeds {', '.join(map(str, seeds))}",
+                       f"{n_ok} of {len(over)} reproduced over {len(seeds)} seeds. {RULE} "
+                       f"The sections below show seed {seeds[0]}; every seed's numbers are in "
+                       f"`results.json` (`tasks`).").metrics(over_seeds_rows(over))
+    return add
+
+
 __all__ = ["run_sweep", "finish_sweep", "Sweep", "task_key", "load_done", "over_all_seeds",
-           "over_seeds_table"]
+           "over_seeds_rows", "over_seeds_table", "RULE"]
