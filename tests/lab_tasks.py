@@ -31,3 +31,14 @@ def fail_on_two(x):
     if x == 2:
         raise ValueError(f"task {x} is bad")
     return x
+
+
+def lab_task_crashing(task):
+    """The lab's run_task, except that seed 1 kills its worker on its first try and seed 2 on
+    every try (markers in $LAB_TASKS_MARKERS record the tries)."""
+    from tinygrad_gpt.lab import run_task
+    marker = Path(os.environ["LAB_TASKS_MARKERS"]) / f"{task.slug}-seed{task.seed}"
+    if task.seed == 2 or (task.seed == 1 and not marker.exists()):
+        marker.write_text("crashed")
+        os._exit(13)
+    return run_task(task)
