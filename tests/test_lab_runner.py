@@ -141,6 +141,11 @@ def test_unknown_tier_and_double_registration_are_refused(twelve):
     with pytest.raises(ValueError, match=r"mistake 'zero-grad' has no tier 'medium'; "
                                          r"choose from \['full', 'quick'\]"):
         twelve.settings("medium")
+    with pytest.raises(ValueError, match=r"lab: tier must be one of \('quick', 'full'\), "
+                                         r"got 'fast'"):
+        run_task(Task("zero-grad", "fast", settings={"backwards": 1}))
+    with pytest.raises(ValueError, match="lab: no mistake 'nonesuch' registered"):
+        run_task(Task("nonesuch"))
     with pytest.raises(ValueError, match="registered twice"):
         register(twelve)
     with pytest.raises(ValueError, match=r"no settings for \['full'\]"):

@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import fast
 from ..viz import Report, atomic_write
-from .base import MISTAKES, Measured, Mistake, Result
+from .base import MISTAKES, TIERS, Measured, Mistake, Result
 from .common import blas_threads, lab_data, min_corpus_chars, progress_label
 
 Echo = Callable[[str], None]
@@ -147,6 +147,8 @@ def run_task(task: Task) -> dict[str, Any]:
     symptom, verdict, elapsed_s and error ("" or "Type: message", with the traceback in notes). An
     experiment that raises is returned as failed, never raised."""
     mistake = _mistake(task)
+    if task.tier not in TIERS:
+        raise ValueError(f"lab: tier must be one of {TIERS}, got {task.tier!r}")
     settings = mistake.settings(task.tier) if task.settings is None else dict(task.settings)
     out: dict[str, Any] = {"slug": mistake.slug, "number": mistake.number,
                            "title": mistake.title, "tier": task.tier, "seed": task.seed,
