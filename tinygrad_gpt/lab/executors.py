@@ -143,8 +143,11 @@ def open_executor(jobs: int = 1, cluster: str | None = None,
         ex: Executor = InProcess() if jobs == 1 else LocalProcesses(jobs)
         try:
             yield ex
-        finally:
-            ex.shutdown(wait=True)
+        except BaseException:
+            # interrupted (Ctrl-C) or failed: do not wait for the tasks still running
+            ex.shutdown(wait=False, cancel_futures=True)
+            raise
+        ex.shutdown(wait=True)
         return
     kind, where = parse_cluster(cluster)
     distributed = _distributed()
@@ -166,8 +169,10 @@ def open_executor(jobs: int = 1, cluster: str | None = None,
         ex.capacity = max(sum(client.nthreads().values()), 1)
         try:
             yield ex
-        finally:
-            ex.shutdown(wait=True)
+        except BaseException:
+            ex.shutdown(wait=False)
+            raise
+        ex.shutdown(wait=True)
 
 
 @dataclass
