@@ -42,3 +42,16 @@ def lab_task_crashing(task):
         marker.write_text("crashed")
         os._exit(13)
     return run_task(task)
+
+
+def first_waits_for_last(task):
+    """(x, flag): task 0 waits (up to 60 s) for the flag file that task 5 writes, so with two
+    workers task 0 is submitted first and finishes last."""
+    x, flag = task
+    if x == 5:
+        Path(flag).write_text("5 done")
+    if x == 0:
+        deadline = time.monotonic() + 60
+        while not Path(flag).exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return {"x": x, "square": x * x, "pid": os.getpid()}

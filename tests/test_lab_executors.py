@@ -12,7 +12,7 @@ from tinygrad_gpt.lab.executors import (InProcess, LocalProcesses, open_executor
 sys.path.insert(0, os.path.dirname(__file__))   # workers import the task functions from here
 import lab_tasks  # noqa: E402
 
-# later tasks finish first, so the order results arrive in differs from the task order
+# the first two tasks sleep, so later ones may finish first
 TASKS = [(x, 0.3 if x < 2 else 0.0) for x in range(6)]
 
 
@@ -35,9 +35,11 @@ def test_local_processes_keep_task_order_and_survive_a_killed_worker(tmp_path):
     with open_executor(jobs=2) as ex:
         assert isinstance(ex, LocalProcesses) and ex.capacity == 2
         order = []
-        out = run_tasks(lab_tasks.square_after, TASKS, ex, on_done=lambda i, o: order.append(i))
+        flag = str(tmp_path / "flag")
+        out = run_tasks(lab_tasks.first_waits_for_last, [(x, flag) for x in range(6)], ex,
+                        on_done=lambda i, o: order.append(i))
         assert _values(out) == [(x, x * x) for x in range(6)]
-        assert order != sorted(order)                      # they did finish out of order
+        assert order[-1] == 0 and sorted(order) == list(range(6))   # task 0 finished last
         assert len({o.value["pid"] for o in out} - {os.getpid()}) == 2   # in two workers
         marker = tmp_path / "crashed"
         notes = []

@@ -13,8 +13,8 @@ from ..progress import format_seconds, remaining
 from ..viz import atomic_write
 from .base import MISTAKES, Result
 from .executors import Outcome, open_executor, run_tasks
-from .runner import (Echo, Task, check_corpus, finish_lab, fmt, jsonable, make_tasks, plain,
-                     run_task, symptom_values)
+from .runner import (Echo, Task, check_corpus, finish_lab, fmt, jsonable, make_tasks,
+                     outcome_line, plain, run_task, to_result)
 from .seeds import AGREEMENT, CONFIDENCE, EFFECT_KINDS, OverSeeds, over_seeds
 
 
@@ -72,15 +72,11 @@ class Sweep:
 
 
 def _line(k: int, n: int, r: dict, elapsed: float, eta: float) -> str:
-    """'[3/10] ffn seed 1: reproduced in 3.0s, val_loss wrong 2.726 vs fixed 2.699 (...)'."""
-    what = f"[{k}/{n}] {r['number']:>2} {r['slug']} seed {r['seed']}: "
-    if r.get("error"):
-        what += f"FAILED in {r['elapsed_s']:.1f}s: {r['error']}"
-    else:
-        w, f = symptom_values(Result(r["slug"], r["metrics"], r["reproduced"], r["symptom"], ""))
-        what += (f"{'reproduced' if r['reproduced'] else 'NOT reproduced'} in "
-                 f"{r['elapsed_s']:.1f}s: {r['symptom']} wrong {fmt(w)} vs fixed {fmt(f)}")
-    return f"{what} ({format_seconds(elapsed)} elapsed, about {format_seconds(eta)} left)"
+    """'[3/10]  3 ffn seed 1: reproduced in 3.0s: val_loss wrong 2.726 vs fixed 2.699 (12s
+    elapsed, about 28s left)'."""
+    return (f"[{k}/{n}] {r['number']:>2} {r['slug']} seed {r['seed']}: "
+            f"{outcome_line(to_result(r)).strip()} ({format_seconds(elapsed)} elapsed, about "
+            f"{format_seconds(eta)} left)")
 
 
 def run_sweep(only: Sequence[str | int] | str | None = None, quick: bool = False,
