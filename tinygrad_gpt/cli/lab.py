@@ -15,8 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", metavar="SLUG,...", default=None,
                         help="comma-separated slugs or numbers, e.g. residual,5 (default: all)")
     parser.add_argument("--quick", action="store_true",
-                        help="smaller models and fewer steps (every mistake in about 45 s on "
-                             "a 2-core machine; full mode about 3 minutes)")
+                        help="smaller models and fewer steps: every mistake in about 45 s on a "
+                             "2-core machine, where full mode takes about 3 minutes of CPU")
     parser.add_argument("--out", metavar="DIR", default="lab_report",
                         help="folder for index.html, results.json and pictures "
                              "(default: lab_report)")

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 TIERS = ("quick", "full")
 MODULE_NAME = re.compile(r"m\d\d_\w+")   # m01_norm_placement, m12_..., discovered in order
 
@@ -76,6 +78,23 @@ class Mistake:
         return copy.deepcopy(self.tiers[tier])
 
 
+def fmt(v: Any) -> str:
+    """A metric value for a table cell: 4 significant digits, lists shortened."""
+    if v is None:
+        return ""
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if isinstance(v, (int, np.integer)):
+        return f"{int(v):,}"
+    if isinstance(v, (float, np.floating)):
+        return f"{float(v):.4g}"
+    if isinstance(v, (list, tuple)):
+        items = [fmt(a) for a in v]
+        return "[" + ", ".join(items if len(items) <= 8 else items[:3] + ["..."] + items[-3:]) \
+            + "]"
+    return str(v)
+
+
 @dataclass
 class Result:
     """One experiment's outcome as the caller sees it (built from `run_task`'s dict)."""
@@ -94,7 +113,7 @@ class Result:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def describe(self, fmt: Callable[[Any], str] = str) -> str:
+    def describe(self) -> str:
         """The verdict, every metric by side and the pictures, as plain text."""
         lines = ["", self.verdict, f"reproduced: {self.reproduced}"]
         for side, metrics in self.metrics.items():

@@ -1,6 +1,6 @@
 """Mistake 2: blocks without the residual (skip) path, x = f(LN(x)) instead of x + f(LN(x)).
 We measure gradient norm by depth at initialization in a deep stack, train both, and draw the
-gradient-colored graph of both side by side on one colour scale."""
+gradient-colored graphs of both, stacked on one colour scale."""
 from __future__ import annotations
 
 import math
@@ -11,7 +11,7 @@ from ..model import GPT
 from .base import Figure, Measured, Mistake, register
 from .common import (LabData, build_model, evaluate, fixed_batch, init_grad_norms, small_config,
                      span, step_graph, tail_mean, train)
-from .plotting import graphs, graphs_dot, plot
+from .plotting import graph_figure, graphs_dot, plot
 
 EXPLANATION = """\
 The residual connection is the `x +` in `x = x + f(LN(x))`. It gives the gradient a path from
@@ -103,11 +103,11 @@ FIGURES = (
            "Gradient norm of each block's parameters at initialization (log scale): without "
            "the skip path it fades towards the input."),
     Figure("m02_loss.png", _loss, "Training loss on the same batches."),
-    Figure("m02_graphs", lambda r, path: graphs(path, r["figures"].get("m02_graphs")),
-           "The computation graph of both models folded to depth 2 (embeddings, each block's "
-           "ln/attn/mlp, head), filled by the gradient norm arriving at each box on one shared "
-           "log scale; above without residuals, where the colour fades block by block towards "
-           "the input, below with them."),
+    graph_figure("m02_graphs",
+                 "The computation graph of both models folded to depth 2 (embeddings, each "
+                 "block's ln/attn/mlp, head), filled by the gradient norm arriving at each box "
+                 "on one shared log scale; above without residuals, where the colour fades "
+                 "block by block towards the input, below with them."),
 )
 
 

@@ -11,7 +11,7 @@ from ..model import GPT
 from .base import Figure, Measured, Mistake, register
 from .common import (LabData, build_model, evaluate, fixed_batch, small_config, step_graph,
                      tail_mean, train)
-from .plotting import figure, graphs, graphs_dot
+from .plotting import figure, graph_figure, graphs_dot
 
 EXPLANATION = """\
 The input embedding maps a token id to a vector; the output head maps a vector to a score per
@@ -151,9 +151,9 @@ FIGURES = (
     Figure("m04_tying.png", _draw,
            "Left: the tied embedding's gradient per row, split by where it arrives from. "
            "Right: training loss, untied against tied."),
-    Figure("m04_graphs", lambda r, path: graphs(path, r["figures"].get("m04_graphs")),
-           "The graphs folded to depth 1, on one colour scale, untied above and tied below: "
-           "tied, the one `transformer.wte.weight` feeds both the lookup and the head."),
+    graph_figure("m04_graphs",
+                 "The graphs folded to depth 1, on one colour scale, untied above and tied below: "
+                 "tied, the one `transformer.wte.weight` feeds both the lookup and the head."),
 )
 
 

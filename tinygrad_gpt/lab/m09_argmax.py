@@ -17,7 +17,7 @@ from ..model import GPT
 from ..nn import Module
 from .base import Figure, Measured, Mistake, register
 from .common import LAB_MODEL, LabData, build_model, model_sizes, progress, small_config, train
-from .plotting import figure, graphs, graphs_dot
+from .plotting import figure, graph_figure, graphs_dot
 
 EXPLANATION = """\
 Argmax picks the index of the largest logit. Nudge any weight by a tiny amount and the largest
@@ -396,12 +396,12 @@ def _rewards(r: dict, path: Path) -> Path:
 
 
 FIGURES = (
-    Figure("m09_argmax_cut", lambda r, path: graphs(path, r["figures"].get("m09_argmax_cut")),
-           "The same model's graph, folded by layer. Above: the prediction goes through "
-           "argmax, whose edge is dashed (no gradient): the error rate computed from its "
-           "integer output cannot send anything back, and what reaches the weights is exactly "
-           "zero (grey). Below: cross-entropy on the true next token, coloured by the gradient "
-           "each part receives."),
+    graph_figure("m09_argmax_cut",
+                 "The same model's graph, folded by layer. Above: the prediction goes through "
+                 "argmax, whose edge is dashed (no gradient): the error rate computed from its "
+                 "integer output cannot send anything back, and what reaches the weights is "
+                 "exactly zero (grey). Below: cross-entropy on the true next token, coloured by "
+                 "the gradient each part receives."),
     Figure("m09_reinforce_reward.png", _rewards,
            "Mean reward of the sampled tokens at each REINFORCE step: 1 when the sampled "
            "character is of the same kind (lowercase, uppercase, digit, space, other) as the "

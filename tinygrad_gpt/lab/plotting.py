@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .. import viz
+from .base import Figure
 
 
 def graphs_dot(graphs: Sequence[viz.Graph], titles: Sequence[str], depth: int | None,
@@ -39,3 +40,8 @@ def graphs(path: Path, dot: str | None) -> str | None:
         return None
     result = viz.render(dot, path, quiet=True)
     return str(result.svg or result.png or result.dot)
+
+
+def graph_figure(name: str, caption: str) -> Figure:
+    """The figure that renders the DOT text a measurement stored under figures[name]."""
+    return Figure(name, lambda result, path: graphs(path, result["figures"].get(name)), caption)

@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import fast
 from ..viz import Report, atomic_write
-from .base import MISTAKES, TIERS, Measured, Mistake, Result
+from .base import MISTAKES, TIERS, Measured, Mistake, Result, fmt
 from .common import blas_threads, lab_data, min_corpus_chars, progress_label
 
 Echo = Callable[[str], None]
@@ -54,23 +54,6 @@ def select(only: Sequence[str | int] | str | None) -> list[Mistake]:
 
 
 # ---------------------------------------------------------------------------- plain data
-
-def fmt(v: Any) -> str:
-    """A metric value for a table cell: 4 significant digits, lists shortened."""
-    if v is None:
-        return ""
-    if isinstance(v, (bool, np.bool_)):
-        return "yes" if v else "no"
-    if isinstance(v, (int, np.integer)):
-        return f"{int(v):,}"
-    if isinstance(v, (float, np.floating)):
-        return f"{float(v):.4g}"
-    if isinstance(v, (list, tuple)):
-        items = [fmt(a) for a in v]
-        return "[" + ", ".join(items if len(items) <= 8 else items[:3] + ["..."] + items[-3:]) \
-            + "]"
-    return str(v)
-
 
 def plain(obj: Any, finite: bool = False) -> Any:
     """Builtin Python data: numpy scalars and arrays to numbers and lists, tuples to lists,
@@ -142,16 +125,18 @@ def one_line(err: BaseException) -> str:
 
 
 def run_task(task: Task) -> dict[str, Any]:
-    """Run one experiment and return plain data: slug, number, title, tier, seed, corpus,
-    settings, metrics, series, figures (what the pictures draw), facts, notes, reproduced,
-    symptom, verdict, elapsed_s and error ("" or "Type: message", with the traceback in notes). An
-    experiment that raises is returned as failed, never raised."""
+    """Run one experiment and return plain data: slug, number, title, module, tier, seed,
+    corpus, settings, metrics, series, figures (what the pictures draw), facts, notes,
+    reproduced, symptom, verdict, elapsed_s and error ("" or "Type: message", with the
+    traceback in notes). An experiment that raises is returned as failed, never raised; a task
+    naming no registered mistake or no tier raises ValueError."""
     mistake = _mistake(task)
     if task.tier not in TIERS:
         raise ValueError(f"lab: tier must be one of {TIERS}, got {task.tier!r}")
     settings = mistake.settings(task.tier) if task.settings is None else dict(task.settings)
     out: dict[str, Any] = {"slug": mistake.slug, "number": mistake.number,
-                           "title": mistake.title, "tier": task.tier, "seed": task.seed,
+                           "title": mistake.title, "module": mistake.module,
+                           "tier": task.tier, "seed": task.seed,
                            "corpus": task.corpus, "settings": plain(settings),
                            "symptom": mistake.symptom}
     t0 = time.perf_counter()
@@ -182,7 +167,7 @@ def draw_pictures(result: dict, out_dir: str | Path) -> tuple[list[str], dict[st
     named in `problems` and the others are still drawn."""
     if result.get("error"):
         return [], {}, ""
-    mistake = _mistake(Task(result["slug"]))
+    mistake = _mistake(Task(result["slug"], module=result.get("module", "")))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     pictures: list[str] = []
@@ -273,8 +258,9 @@ def run_lab(only: Sequence[str | int] | str | None = None, quick: bool = False,
 def finish_lab(tasks: Sequence[Task], results: Iterable[dict], out_dir: str | Path,
                elapsed: float, extra: Callable[[Report], None] | None = None) -> list[Result]:
     """Draw every picture and write DIR/results.json and DIR/index.html from the tasks'
-    results (in the tasks' order), once; returns the results with their pictures. `extra`
-    adds sections to the report after the summary (the sweep's verdict over seeds)."""
+    results (in the tasks' order, one per mistake: pictures are named by mistake), once;
+    returns the results with their pictures. `extra` adds sections to the report after the
+    summary (the sweep's verdict over seeds)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     raw = list(results)
@@ -417,7 +403,7 @@ def run_one(slug: str | int, args: argparse.Namespace) -> Result:
     """Run one mistake as an example script does and print its verdict, metrics and
     pictures."""
     result = run_mistake(slug, args.quick, args.seed, args.out, progress=True)
-    print(result.describe(fmt))
+    print(result.describe())
     if result.error:
         print(f"the experiment failed: {result.error}")
     return result

@@ -11,9 +11,9 @@ from typing import Any, Callable, Sequence
 
 from ..progress import format_seconds, remaining
 from ..viz import atomic_write
-from .base import MISTAKES, Result
+from .base import MISTAKES, Result, fmt
 from .executors import Outcome, open_executor, run_tasks
-from .runner import (Echo, Task, check_corpus, finish_lab, fmt, jsonable, make_tasks,
+from .runner import (Echo, Task, check_corpus, finish_lab, jsonable, make_tasks,
                      outcome_line, plain, run_task, to_result)
 from .seeds import AGREEMENT, CONFIDENCE, EFFECT_KINDS, OverSeeds, over_seeds
 
@@ -46,7 +46,8 @@ def lost(task: Task, outcome: Outcome) -> dict[str, Any]:
     """The result of a task whose every attempt lost its worker (or raised outside the
     experiment): shaped like `run_task`'s result for an experiment that failed."""
     m = MISTAKES[task.slug]
-    return {"slug": m.slug, "number": m.number, "title": m.title, "tier": task.tier,
+    return {"slug": m.slug, "number": m.number, "title": m.title, "module": m.module,
+            "tier": task.tier,
             "seed": task.seed, "corpus": task.corpus, "settings": plain(task.settings),
             "symptom": m.symptom, "metrics": {"wrong": {}, "fixed": {}}, "series": {},
             "figures": {}, "facts": {},
