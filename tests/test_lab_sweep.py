@@ -77,6 +77,7 @@ def test_killed_workers_cost_one_task_and_resume_runs_only_what_is_missing(
     assert _without_time([r0]) == _without_time(in_process[0].results[:1])
     assert r2["error"] == "the worker process died (BrokenProcessPool)"
     assert r2["verdict"] == "the experiment failed: the worker process died (BrokenProcessPool)"
+    assert set(r2) == set(r0) and r2["reproduced"] is False    # shaped like run_task's result
     # the report is written for the rest; results.json holds every task in task order
     assert "Over seeds 0, 1, 2" in (out / "index.html").read_text()
     doc = json.loads((out / "results.json").read_text())

@@ -30,9 +30,7 @@ class InProcess(Executor):
         future.set_running_or_notify_cancel()
         try:
             future.set_result(fn(*args, **kwargs))
-        except BaseException as err:  # the caller decides; a KeyboardInterrupt still stops us
-            if not isinstance(err, Exception):
-                raise
+        except Exception as err:  # the caller decides (a KeyboardInterrupt still stops us)
             future.set_exception(err)
         return future
 
@@ -49,9 +47,10 @@ class LocalProcesses(Executor):
         # spawn, not fork: the parent may hold threads (BLAS, the fast path) that fork would copy
         # half-way; and the environment must be in place before a worker imports numpy
         with _environ(ONE_BLAS_THREAD):
-            pool = ProcessPoolExecutor(self.capacity, mp_context=multiprocessing.get_context(
-                "spawn"), initializer=_warm_up)
-            # start every worker now, while the environment holds (they start lazily otherwise)
+            pool = ProcessPoolExecutor(self.capacity,
+                                       mp_context=multiprocessing.get_context("spawn"))
+            # each submit to a pool without an idle worker spawns one: start them all now,
+            # while the environment holds, and see a broken start at once
             for f in [pool.submit(_ready) for _ in range(self.capacity)]:
                 f.result()
         return pool
@@ -70,10 +69,6 @@ class LocalProcesses(Executor):
         if self._pool is not None:
             self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
             self._pool = None
-
-
-def _warm_up() -> None:
-    """Worker initializer: nothing to do but exist, so a broken start shows at once."""
 
 
 def _ready() -> int:
@@ -192,7 +187,8 @@ def describe_error(err: BaseException) -> str:
     """One line: the exception type and message (a lost worker says so)."""
     if isinstance(err, BrokenProcessPool) or type(err).__name__ == "KilledWorker":
         return f"the worker process died ({type(err).__name__})"
-    return "".join(traceback.format_exception_only(type(err), err)).strip()
+    text = "".join(traceback.format_exception_only(type(err), err)).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def run_tasks(fn: Callable[[Any], Any], tasks: Sequence[Any], executor: Executor, *,
