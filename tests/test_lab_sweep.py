@@ -131,3 +131,29 @@ def test_resume_refuses_a_results_file_without_tasks(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (
         f"tinygrad-gpt lab: --resume {tmp_path}: {tmp_path / 'results.json'} holds no task "
         f"results (written by a lab older than --resume?)")
+
+
+@pytest.mark.slow
+def test_the_command_runs_seeds_and_prints_the_verdict_over_seeds(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["lab", "--quick", "--only", "ln-axis", "--seeds", "0,1", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    done = [line for line in text.splitlines() if line.startswith("[")]
+    assert [line.split(":")[0] for line in done] == ["[1/2]  5 ln-axis seed 0",
+                                                     "[2/2]  5 ln-axis seed 1"]
+    # both seeds reproduce, but two seeds give a t interval (1 degree of freedom, t = 12.7)
+    # too wide to exclude 0: the rule says not reproduced over seeds
+    assert "\nover seeds 0,1:\n" in text and text.rstrip().endswith(
+        "0 of 1 reproduced over 2 seeds")
+    over_table = text.split("over seeds 0,1:")[1].splitlines()
+    row = next(line for line in over_table if line.startswith("5  ln-axis"))
+    assert "wrong - fixed" in row and "2 of 2" in row and row.rstrip().endswith("NO")
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["seeds"] == [0, 1] and doc["seed"] == 0 and doc["reproduced_over_seeds"] == 0
+    assert [t["seed"] for t in doc["tasks"]] == [0, 1]
+    over = doc["mistakes"][0]["over_seeds"]
+    effects = [t["metrics"]["wrong"]["batch_dependence"] - t["metrics"]["fixed"][
+        "batch_dependence"] for t in doc["tasks"]]
+    assert over["mean"] == pytest.approx(sum(effects) / 2) and over["low"] < 0 < over["high"]
+    assert over["why"] == "the 95% interval includes no effect" and over["k"] == 2
+    assert "Over seeds 0, 1" in (out / "index.html").read_text()
