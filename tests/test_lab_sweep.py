@@ -124,6 +124,11 @@ def test_sweep_arguments_are_checked_before_anything_runs(tmp_path, capsys, monk
     assert not os.path.exists(out)
 
 
+def test_run_sweep_refuses_repeated_seeds(tmp_path):
+    with pytest.raises(ValueError, match=r"lab: seeds \[1, 1\]: need at least one, each once"):
+        run_sweep("ln-axis", quick=True, out_dir=tmp_path, seeds=[1, 1], echo=None)
+
+
 def test_resume_refuses_a_results_file_without_tasks(tmp_path, capsys):
     (tmp_path / "results.json").write_text(json.dumps({"mistakes": []}))
     assert main(["lab", "--quick", "--only", "ln-axis", "--out", str(tmp_path / "o"),

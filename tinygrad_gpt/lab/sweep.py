@@ -92,8 +92,8 @@ def run_sweep(only: Sequence[str | int] | str | None = None, quick: bool = False
     say = echo or (lambda s: None)
     check_corpus(corpus, quick)
     seeds = list(seeds)
-    if not seeds:
-        raise ValueError("lab: no seeds to run")
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"lab: seeds {seeds}: need at least one, each once")
     in_process = jobs == 1 and cluster is None
     # seed by seed, so an interrupted sweep leaves whole seeds behind; steps are shown only
     # in process (workers' lines would interleave)
