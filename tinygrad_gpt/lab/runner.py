@@ -256,10 +256,11 @@ def run_lab(only: Sequence[str | int] | str | None = None, quick: bool = False,
 
 
 def finish_lab(tasks: Sequence[Task], results: Iterable[dict], out_dir: str | Path,
-               elapsed: float) -> list[Result]:
+               elapsed: float, extra: Callable[[Report], None] | None = None) -> list[Result]:
     """Draw every picture and write DIR/results.json and DIR/index.html from the tasks'
     results (in the tasks' order, one per mistake: pictures are named by mistake), once;
-    returns the results with their pictures."""
+    returns the results with their pictures. `extra` adds sections to the report after the
+    summary (the sweep's verdict over seeds)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     raw = list(results)
@@ -270,7 +271,7 @@ def finish_lab(tasks: Sequence[Task], results: Iterable[dict], out_dir: str | Pa
             "python": platform.python_version(), "numpy": np.__version__}
     mistakes = [MISTAKES[r["slug"]] for r in raw]
     write_results(out / "results.json", mistakes, drawn, raw, meta)
-    write_report(out, mistakes, drawn, meta)
+    write_report(out, mistakes, drawn, meta, extra)
     return drawn
 
 
@@ -333,7 +334,8 @@ def _setting(d: dict) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in d.items()) or "(defaults)"
 
 
-def write_report(out: Path, mistakes: list[Mistake], results: list[Result], meta: dict) -> Path:
+def write_report(out: Path, mistakes: list[Mistake], results: list[Result], meta: dict,
+                 extra: Callable[[Report], None] | None = None) -> Path:
     """DIR/index.html: the summary table, then per mistake its explanation, the settings, the
     pictures (wrong and fixed on one scale), the numbers and the verdict."""
     n_ok = sum(r.reproduced for r in results)
@@ -344,6 +346,8 @@ def write_report(out: Path, mistakes: list[Mistake], results: list[Result], meta
         f"{meta['elapsed_s']:.0f} s ({'quick' if meta['quick'] else 'full'} mode, seed "
         f"{meta['seed']}, corpus: {meta['corpus']}). Every number is also in `results.json`.")
     report.section("Summary").metrics(summary_rows(mistakes, results))
+    if extra is not None:
+        extra(report)
     for m, r in zip(mistakes, results):
         sec = report.section(f"{m.number}. {m.title}", m.explanation)
         sec.text(f"Wrong: `{_setting(m.wrong)}`. Fixed: `{_setting(m.fixed)}`.")
