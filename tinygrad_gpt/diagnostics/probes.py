@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import functional as F
 from ..engine import Tensor
 from . import structure as st
 from .adapter import ModelAdapter
@@ -301,7 +302,6 @@ def position_range(ctx: Context) -> ProbeResult:
 
 def build_graph(ctx: Context) -> None:
     """Forward one batch with targets, read the graph, backward once; fill ctx."""
-    from .. import functional as F
     ad = ctx.adapter
     ctx.names = {id(p): n for n, p in ad.params}
     ids, targets = ctx.ids(4, ctx.T), ctx.ids(4, ctx.T)
