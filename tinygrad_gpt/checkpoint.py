@@ -32,6 +32,7 @@ import numpy as np
 
 from .files import atomic_write, fsync_dir, make_readable, write_bytes
 from .model import GPT, GPTConfig
+from .tokenizers import load_tokenizer
 
 FORMAT = "tinygrad_gpt-checkpoint"
 FORMAT_VERSION = 1
@@ -574,7 +575,6 @@ def _load_folder(path: Path) -> Checkpoint:
 
     tokenizer = None
     if TOKENIZER_FILE in files:
-        from .tokenizers import load_tokenizer
         tfile = path / TOKENIZER_FILE
         try:
             tokenizer = load_tokenizer(tfile)

@@ -212,13 +212,19 @@ class AdamW(Optimizer):
         return self._work[0, :p.size].reshape(p.shape), self._work[1, :p.size].reshape(p.shape)
 
 
+def grad_norm(params: Iterable[Tensor]) -> float:
+    """Joint L2 norm of the gradients present (inf or nan when one of them is)."""
+    return math.sqrt(sum(float(np.vdot(p.grad, p.grad)) for p in params if p.grad is not None))
+
+
 def clip_grad_norm(params: Iterable[Tensor], max_norm: float) -> float:
     """Scale all gradients so their joint L2 norm is at most max_norm; returns the norm before
     clipping (inf/nan pass through unclipped so they stay visible)."""
+    params = list(params)
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return 0.0
-    total = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
+    total = grad_norm(params)
     if math.isfinite(total) and total > max_norm:
         scale = max_norm / (total + 1e-6)
         for g in grads:

@@ -13,17 +13,19 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from . import optim
+from .optim import grad_norm
 from .checkpoint import (STATE_FILE, Checkpoint, CheckpointError, check_free_space,
                          check_out_dir, estimated_size, load_checkpoint, load_optimizer_state,
                          save_checkpoint)
 from .data import get_batch
 from .engine import no_grad
 from .model import GPT
+from .model.stats import grad_norms_by_part
 from .progress import Progress
 
 
@@ -178,12 +180,6 @@ class _StepFunction(Callback):
         self.fn(trainer, step, metrics)
 
 
-def _group_of(name: str) -> str:
-    """'transformer.h.3.attn.c_attn.weight' -> 'h.3'; 'transformer.wte.weight' -> 'wte'."""
-    parts = name.removeprefix("transformer.").split(".")
-    return ".".join(parts[:2]) if parts[0] == "h" else parts[0]
-
-
 class GradNormRecorder(Callback):
     """Records, every `every` steps, the L2 norm of the raw (unclipped) gradients of each part
     of the model: wte, wpe, h.0 ... h.N-1, ln_f, lm_head (when untied). `norms[part]` is a list
@@ -197,23 +193,9 @@ class GradNormRecorder(Callback):
     def on_step(self, trainer: "Trainer", step: int, metrics: dict) -> None:
         if step % self.every:
             return
-        sq: dict[str, float] = {}
-        for name, p in trainer.model.named_parameters():
-            if p.grad is not None:
-                group = _group_of(name)
-                sq[group] = sq.get(group, 0.0) + float(np.vdot(p.grad, p.grad))
         self.steps.append(step)
-        for group, v in sq.items():
-            self.norms.setdefault(group, []).append(math.sqrt(v))
-
-
-def grad_norm(params: Iterable) -> float:
-    """Global L2 norm of the gradients present (inf or nan when one of them is)."""
-    total = 0.0
-    for p in params:
-        if p.grad is not None:
-            total += float(np.vdot(p.grad, p.grad))
-    return math.sqrt(total)
+        for part, norm in grad_norms_by_part(trainer.model).items():
+            self.norms.setdefault(part, []).append(norm)
 
 
 class Trainer:

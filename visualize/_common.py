@@ -1,11 +1,9 @@
 """Shared bits of the visualize/ scripts: the synthetic copy task and per-block numbers."""
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
-BLOCK = re.compile(r"(?:^|\.)h\.(\d+)\.")
+from tinygrad_gpt.model.stats import norms_by_part
 
 
 def copy_batch(rng: np.random.Generator, batch: int, length: int, vocab: int) -> np.ndarray:
@@ -33,20 +31,9 @@ def periodic_batch(rng: np.random.Generator, batch: int, length: int, vocab: int
     return np.tile(pattern, (1, reps))[:, :length + 1]
 
 
-def block_of(name: str) -> str | None:
-    """'transformer.h.3.attn.c_attn.weight' -> 'h.3'; None outside the blocks."""
-    m = BLOCK.search(name)
-    return f"h.{m.group(1)}" if m else None
-
-
 def per_block(named: list[tuple[str, np.ndarray]]) -> dict[str, float]:
-    """Joint L2 norm of the arrays of each block, in block order."""
-    sq: dict[str, float] = {}
-    for name, a in named:
-        b = block_of(name)
-        if b is not None and a is not None:
-            sq[b] = sq.get(b, 0.0) + float(np.sum(np.asarray(a, np.float64) ** 2))
-    return {b: float(np.sqrt(v)) for b, v in sorted(sq.items(), key=lambda kv: int(kv[0][2:]))}
+    """Joint L2 norm of the arrays of each block h.0 .. h.N-1, in block order."""
+    return {k: v for k, v in norms_by_part(named).items() if k.startswith("h.")}
 
 
 def param_grads(model) -> list[tuple[str, np.ndarray]]:

@@ -30,9 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "before anything runs")
     parser.add_argument("--seed", metavar="N", type=int, default=0,
                         help="seed for every model, batch and step (default: 0)")
+    add_sweep_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    if is_sweep(args):
+        return run_sweep_command(args)
     try:
         chosen = select(args.only)
         check_corpus(args.corpus, args.quick and not args.deep)
@@ -50,5 +53,71 @@ def run(args: argparse.Namespace) -> int:
         print("tinygrad-gpt lab: experiments failed:", file=sys.stderr)
         for r in failed:
             print(f"  {r.slug}: {r.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# ---------------------------------------------------------------------------- sweeps
+# --seeds, --jobs, --cluster, --resume: the same tasks over seeds and executors (lab/sweep.py)
+
+def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seeds", metavar="LIST", default=None,
+                        help="run every mistake on each seed, e.g. 0-4 or 0,3,7 (replaces "
+                             "--seed); the report adds mean, sd, 95%% interval of the effect "
+                             "and k of n seeds reproduced")
+    parser.add_argument("--jobs", metavar="N", type=int, default=1,
+                        help="run tasks in N local worker processes, one BLAS thread each "
+                             "(default: 1, in this process)")
+    parser.add_argument("--cluster", metavar="ADDRESS", default=None,
+                        help="run tasks on a Dask scheduler (tcp://host:8786), or on local[:N] "
+                             "worker processes started for this run (needs: "
+                             'pip install -e ".[cluster]")')
+    parser.add_argument("--resume", metavar="DIR", default=None,
+                        help="skip tasks already finished in DIR/results.json (written after "
+                             "every task, so an interrupted sweep loses only what was running)")
+
+
+def is_sweep(args: argparse.Namespace) -> bool:
+    return (args.seeds is not None or args.jobs != 1 or args.cluster is not None
+            or args.resume is not None)
+
+
+def run_sweep_command(args: argparse.Namespace) -> int:
+    from ..lab.executors import check_executor
+    from ..lab.seeds import parse_seeds
+    from ..lab.sweep import over_seeds_table, run_sweep
+
+    def fail(message: str) -> int:
+        print(f"tinygrad-gpt lab: {message}", file=sys.stderr)
+        return 2
+
+    try:
+        select(args.only)
+        check_corpus(args.corpus, args.quick and not args.deep)
+        seeds = parse_seeds(args.seeds) if args.seeds is not None else [args.seed]
+        check_executor(args.jobs, args.cluster)
+        if args.resume is not None and not Path(args.resume).is_dir():
+            raise ValueError(f"--resume {args.resume}: no such folder")
+    except (ValueError, ImportError) as e:      # CorpusError is a ValueError
+        return fail(str(e))
+    start = time.perf_counter()
+    try:
+        sweep = run_sweep(args.only, quick=args.quick, out_dir=args.out,
+                          corpus=args.corpus, seeds=seeds, jobs=args.jobs, cluster=args.cluster,
+                          resume=args.resume, echo=lambda s: print(s, flush=True),
+                          tier="deep" if args.deep else None)
+    except (ValueError, OSError) as e:      # a bad results.json to resume, an unreachable cluster
+        return fail(str(e))
+    print(main_summary([MISTAKES[r.slug] for r in sweep.report], sweep.report, Path(args.out),
+                       time.perf_counter() - start))
+    if sweep.over:
+        n_ok = sum(o.reproduced for o in sweep.over.values())
+        print(f"\nover seeds {args.seeds}:\n"
+              f"{over_seeds_table(sweep.over, sweep.kinds, sweep.tier)}\n\n{n_ok} of "
+              f"{len(sweep.over)} shown (harm or mechanism) over {len(seeds)} seeds")
+    if sweep.failed:
+        print("tinygrad-gpt lab: experiments failed:", file=sys.stderr)
+        for r in sweep.failed:
+            print(f"  {r['slug']} seed {r['seed']}: {r['error']}", file=sys.stderr)
         return 1
     return 0

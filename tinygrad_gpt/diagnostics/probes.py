@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import functional as F
 from ..engine import Tensor
 from . import structure as st
 from .adapter import ModelAdapter
@@ -66,6 +67,11 @@ class Context:
 
 def _result(key: str, title: str, mistakes: tuple, status: str, **kw: Any) -> ProbeResult:
     return ProbeResult(key, title, mistakes, status, **kw)
+
+
+def _checked(key: str, title: str, mistakes: tuple, fails: list[str], **kw: Any) -> ProbeResult:
+    """FAIL with every failed check's fix joined, or PASS when `fails` is empty."""
+    return _result(key, title, mistakes, FAIL if fails else PASS, fix="; ".join(fails), **kw)
 
 
 def _rel(a: np.ndarray, b: np.ndarray, ref: np.ndarray) -> float:
@@ -301,7 +307,6 @@ def position_range(ctx: Context) -> ProbeResult:
 
 def build_graph(ctx: Context) -> None:
     """Forward one batch with targets, read the graph, backward once; fill ctx."""
-    from .. import functional as F
     ad = ctx.adapter
     ctx.names = {id(p): n for n, p in ad.params}
     ids, targets = ctx.ids(4, ctx.T), ctx.ids(4, ctx.T)
@@ -368,11 +373,10 @@ def gradient_flow(ctx: Context) -> ProbeResult:
     measured = (f"layer grad norms {norms[order[0]]:.3g} (layer {order[0]}) .. "
                 f"{norms[order[-1]]:.3g} (layer {order[-1]}), span {span:.3g}x; skip paths "
                 f"per layer {[per_layer[i] for i in order]}")
-    return _result(key, title, (2,), FAIL if fails else PASS, value=span, measured=measured,
-                   threshold=f"span <= {GRAD_SPAN:g}x and >= 1 skip path per layer",
-                   fix="; ".join(fails),
-                   details={"layer_norms": {f"layer {i}": norms[i] for i in order},
-                            "skips_per_layer": per_layer, "layers_without_skip": missing})
+    return _checked(key, title, (2,), fails, value=span, measured=measured,
+                    threshold=f"span <= {GRAD_SPAN:g}x and >= 1 skip path per layer",
+                    details={"layer_norms": {f"layer {i}": norms[i] for i in order},
+                             "skips_per_layer": per_layer, "layers_without_skip": missing})
 
 
 def norm_placement(ctx: Context) -> ProbeResult:
@@ -438,11 +442,10 @@ def final_norm(ctx: Context) -> ProbeResult:
     measured = (f"head input {'is' if normed else 'is NOT'} normalised (rms {rms:.3g}, made by "
                 f"{maker}); init loss {ctx.loss:.3f} vs ln(V) {ln_v:.3f}; "
                 f"logit std {ctx.logits_std:.3g}")
-    return _result(key, title, (6,), FAIL if fails else PASS, value=excess, measured=measured,
-                   threshold=f"normalised, and loss - ln(V) <= {LOSS_MARGIN}",
-                   fix="; ".join(fails),
-                   details={"init_loss": ctx.loss, "ln_vocab": ln_v, "head_input_rms": rms,
-                            "logit_std": ctx.logits_std, "normalised": normed})
+    return _checked(key, title, (6,), fails, value=excess, measured=measured,
+                    threshold=f"normalised, and loss - ln(V) <= {LOSS_MARGIN}",
+                    details={"init_loss": ctx.loss, "ln_vocab": ln_v, "head_input_rms": rms,
+                             "logit_std": ctx.logits_std, "normalised": normed})
 
 
 def ffn_width(ctx: Context) -> ProbeResult:
@@ -562,16 +565,15 @@ def vocabulary(ctx: Context) -> ProbeResult:
     if share > MAX_EMBED_SHARE:
         fails.append("the vocabulary is too big for this model: embeddings take most "
                      "parameters; shrink the vocabulary or widen/deepen the model")
-    return _result(key, title, (10,), FAIL if fails else PASS, value=float(ctx.V),
-                   measured=measured,
-                   threshold="no character collapses silently (with text=: every character "
-                             f"of it round-trips; without a tokenizer: vocab >= {MIN_VOCAB}); "
-                             f"embedding share <= {MAX_EMBED_SHARE:.0%}",
-                   fix="; ".join(fails),
-                   details={"embedding_share": share, "lost_characters": silent + refused,
-                            "silent_characters": silent, "refused_characters": refused,
-                            "checked_text": ctx.text is not None,
-                            "tokenizer": type(tok).__name__ if tok is not None else None})
+    return _checked(key, title, (10,), fails, value=float(ctx.V),
+                    measured=measured,
+                    threshold="no character collapses silently (with text=: every character "
+                              f"of it round-trips; without a tokenizer: vocab >= {MIN_VOCAB}); "
+                              f"embedding share <= {MAX_EMBED_SHARE:.0%}",
+                    details={"embedding_share": share, "lost_characters": silent + refused,
+                             "silent_characters": silent, "refused_characters": refused,
+                             "checked_text": ctx.text is not None,
+                             "tokenizer": type(tok).__name__ if tok is not None else None})
 
 
 def dead_parameters(ctx: Context) -> ProbeResult:

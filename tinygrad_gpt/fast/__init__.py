@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 from typing import Iterator
 
-from . import kernels
+from . import kernels, malloc, threads
 from .kernels import attention, cross_entropy, embedding, gelu, layer_norm, linear
 from .threads import blas_threads
 
@@ -45,7 +45,6 @@ def tune_process() -> dict:
     OpenBLAS's idle workers spinning 2^4 instead of 2^28 cycles (`threads.short_blas_spin`).
     Returns what was applied, e.g. {"malloc": True, "short_blas_spin": True}. Never called at
     import; call it before starting threads that use BLAS."""
-    from . import malloc, threads
     return {"malloc": malloc.tune(), "short_blas_spin": threads.short_blas_spin()}
 
 

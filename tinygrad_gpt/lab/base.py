@@ -121,6 +121,9 @@ class Mistake:
     verdict: Callable[[dict, dict], Verdict]
     symptom: str                     # the metric of the summary table, on both sides
     figures: tuple[Figure, ...] = ()
+    # how the symptom compares over seeds (lab/seeds.py): "difference" (wrong - fixed),
+    # "ratio" (wrong / fixed, in log space) or "" (not a number: count the seeds only)
+    effect: str = "difference"
     notes: str = ""                  # fixed notes for the report (measured notes: Measured)
     # build(side, seed) -> a tiny untrained model for side "wrong" or "fixed", whose call takes
     # ids (B, T) and returns (logits, loss); diagnose() is checked against these

@@ -246,5 +246,5 @@ MISTAKE = register(Mistake(
     number=1, slug="norm", title="Pre-norm vs post-norm",
     explanation=EXPLANATION,
     wrong={"norm_placement": "post"}, fixed={"norm_placement": "pre"},
-    tiers=TIERS, measure=measure, verdict=verdict, symptom="grad_span_init", figures=FIGURES,
-    notes=NOTES, build=build, deep=DEEP))
+    tiers=TIERS, measure=measure, verdict=verdict, symptom="grad_span_init", effect="ratio",
+    figures=FIGURES, notes=NOTES, build=build, deep=DEEP))

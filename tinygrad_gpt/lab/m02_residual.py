@@ -221,5 +221,5 @@ MISTAKE = register(Mistake(
     number=2, slug="residual", title="Missing residual connections",
     explanation=EXPLANATION,
     wrong={"residual": False}, fixed={"residual": True},
-    tiers=TIERS, measure=measure, verdict=verdict, symptom="grad_span_init", figures=FIGURES,
-    build=build, deep=DEEP))
+    tiers=TIERS, measure=measure, verdict=verdict, symptom="grad_span_init", effect="ratio",
+    figures=FIGURES, build=build, deep=DEEP))

@@ -288,5 +288,5 @@ MISTAKE = register(Mistake(
     number=6, slug="final-norm", title="Forgetting the final LayerNorm",
     explanation=EXPLANATION,
     wrong={"final_norm": False}, fixed={"final_norm": True},
-    tiers=TIERS, measure=measure, verdict=verdict, symptom="head_input_growth",
+    tiers=TIERS, measure=measure, verdict=verdict, symptom="head_input_growth", effect="ratio",
     figures=FIGURES, notes=NOTES, build=build, deep=DEEP))

@@ -275,5 +275,5 @@ MISTAKE = register(Mistake(
     wrong={"pos_encoding": "learned", "lookup": "table[positions], unchecked (or clamped)",
            "sequence_length": "2 x block_size"},
     fixed={"pos_encoding": "rope", "sequence_length": "2 x block_size"},
-    tiers=TIERS, measure=measure, verdict=verdict, symptom="at_2x", figures=FIGURES,
+    tiers=TIERS, measure=measure, verdict=verdict, symptom="at_2x", effect="", figures=FIGURES,
     build=build))

@@ -299,11 +299,12 @@ def run_lab(only: Sequence[str | int] | str | None = None, quick: bool = False,
 
 
 def finish_lab(tasks: Sequence[Task], results: Iterable[dict], out_dir: str | Path,
-               elapsed: float) -> list[Result]:
+               elapsed: float, extra: Callable[[Report], None] | None = None) -> list[Result]:
     """Draw every picture and write DIR/results.json and DIR/index.html from the tasks'
     results (in the tasks' order, one per mistake and tier: pictures are named by mistake and
     tier), once; returns the results with their pictures. Results of several tiers (a quick
-    and a deep run) make one report that shows both."""
+    and a deep run) make one report that shows both. `extra` adds sections to the report
+    after the summary (the sweep's verdict over seeds)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     raw = list(results)
@@ -316,7 +317,7 @@ def finish_lab(tasks: Sequence[Task], results: Iterable[dict], out_dir: str | Pa
             "numpy": np.__version__}
     mistakes = [MISTAKES[r["slug"]] for r in raw]
     write_results(out / "results.json", mistakes, drawn, raw, meta)
-    write_report(out, mistakes, drawn, meta)
+    write_report(out, mistakes, drawn, meta, extra)
     return drawn
 
 
@@ -401,11 +402,12 @@ def _tiers_said(meta: dict) -> str:
     return " and ".join(TIER_WORDS.get(t, t) for t in tiers)
 
 
-def write_report(out: Path, mistakes: list[Mistake], results: list[Result], meta: dict) -> Path:
+def write_report(out: Path, mistakes: list[Mistake], results: list[Result], meta: dict,
+                 extra: Callable[[Report], None] | None = None) -> Path:
     """DIR/index.html: which tier(s) it shows, the summary table (kind of evidence and the
-    symptom in words), then per mistake its explanation, the settings, the published result
-    beside ours (deep tier), the pictures (wrong and fixed on one scale), the numbers and the
-    verdict."""
+    symptom in words), `extra` sections (the sweep's verdict over seeds), then per mistake its
+    explanation, the settings, the published result beside ours (deep tier), the pictures
+    (wrong and fixed on one scale), the numbers and the verdict."""
     report = Report(
         "tinygrad_gpt: the mistakes lab",
         f"Each classic transformer mistake is switched on, measured against its fix on the "
@@ -413,6 +415,8 @@ def write_report(out: Path, mistakes: list[Mistake], results: list[Result], meta
         f"Evidence: {kind_counts(results)} in {meta['elapsed_s']:.0f} s (seed "
         f"{meta['seed']}, corpus: {meta['corpus']}). Every number is also in `results.json`.")
     report.section("Summary", KINDS_SAID).metrics(summary_rows(mistakes, results))
+    if extra is not None:
+        extra(report)
     several = len({r.tier for r in results}) > 1
     for m, r in zip(mistakes, results):
         title = f"{m.number}. {m.title}" + (f" ({r.tier} tier)" if several else "")
