@@ -162,3 +162,22 @@ def test_lab_deep_runs_deep_experiments_and_skips_the_others(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["lab", "--deep", "--quick"])
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_lab_deep_over_seeds_uses_the_deep_symptom_and_counts_kinds(tmp_path, capsys):
+    register(_tiny_deep())
+    try:
+        out = tmp_path / "sweep"
+        assert main(["lab", "--deep", "--only", "test-deep,5", "--seeds", "0-2", "--out",
+                     str(out)]) == 0
+        text = capsys.readouterr().out
+        assert "lab: 5 ln-axis has no deep experiment; skipped" in text
+        assert "1 mistake(s) x 3 seed(s), deep tier" in text
+        row = next(line for line in text.split("over seeds 0-2:")[1].splitlines()
+                   if line.startswith("96"))
+        assert row.rstrip().endswith("3 harm reproduced") and "3 of 3" in row
+        doc = json.loads((out / "results.json").read_text())
+        assert [t["tier"] for t in doc["tasks"]] == ["deep"] * 3
+        assert doc["mistakes"][0]["kinds_over_seeds"] == "3 harm reproduced"
+    finally:
+        unregister("test-deep")
