@@ -76,8 +76,8 @@ class Sweep:
 
 
 def _line(k: int, n: int, r: dict, elapsed: float, eta: float) -> str:
-    """'[3/10]  3 ffn seed 1: reproduced in 3.0s: val_loss wrong 2.726 vs fixed 2.699 (12s
-    elapsed, about 28s left)'."""
+    """'[3/10]  3 ffn seed 1: mechanism shown in 3.0s: 42% fewer parameters, validation loss
+    +0.027 nats (12s elapsed, about 28s left)'."""
     return (f"[{k}/{n}] {r['number']:>2} {r['slug']} seed {r['seed']}: "
             f"{outcome_line(to_result(r)).strip()} ({format_seconds(elapsed)} elapsed, about "
             f"{format_seconds(eta)} left)")
