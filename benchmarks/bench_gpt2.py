@@ -49,7 +49,7 @@ def prompt() -> np.ndarray:
 
 def train_batch() -> tuple[np.ndarray, np.ndarray]:
     ids = np.random.default_rng(0).integers(0, VOCAB, (TRAIN_B, TRAIN_T + 1)).astype(np.int64)
-    return ids[:, :-1], ids[:, 1:]
+    return np.ascontiguousarray(ids[:, :-1]), np.ascontiguousarray(ids[:, 1:])
 
 
 def weight_bytes_per_token(size: str) -> int:
@@ -298,6 +298,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3, help="timed generations per process")
     p.add_argument("--quiet-s", type=float, default=20,
                    help="before each process, wait up to this long for idle CPUs")
+    p.add_argument("--only", default="gen,train,scale",
+                   help="comma-separated tables to run: gen, train, scale")
     p.add_argument("--machine", default=os.uname().nodename)
     p.add_argument("--profile-gen", type=int, nargs="?", const=32, metavar="TOKENS")
     p.add_argument("--worker", choices=["ours", "hf", "nanogpt"], help=argparse.SUPPRESS)
@@ -322,27 +324,27 @@ def main() -> None:
     fast.enable()
     fast.tune_process()
     t0 = time.time()
-    load_before = os.getloadavg()
+    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
+                if ln.startswith("model name")), "?")
+    print(f"Machine: {a.machine}, {cpu}, {os.cpu_count()} cores; BLAS: {bg.blas_info()}")
+    print(f"Load average at start: {os.getloadavg()[0]:.2f}")
     bw = copy_bandwidth()
+    print("Copy bandwidth (2 x bytes / s): " + ", ".join(f"{k} {v / 1e9:.1f} GB/s"
+                                                         for k, v in bw.items())
+          + f"; 124M reads {weight_bytes_per_token('124M') / 1e6:.0f} MB of weights per token",
+          flush=True)
+    tables = {"gen": lambda: generation_table(weights, a, bw),
+              "train": lambda: training_table(weights, a),
+              "scale": lambda: scaling_table(weights, a)}
     with tempfile.TemporaryDirectory() as weights:
         for size in a.sizes:
             np.savez(os.path.join(weights, f"{size}.npz"),
                      **GPT(GPTConfig(**config(size)), seed=0).state_dict())
-        gen = generation_table(weights, a, bw)
-        train = training_table(weights, a)
-        scale = scaling_table(weights, a)
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
-                if ln.startswith("model name")), "?")
-    print(f"\nMachine: {a.machine}, {cpu}, {os.cpu_count()} cores; BLAS: {bg.blas_info()}")
-    print(f"Load average before: {load_before[0]:.2f}; CPU busy before each process (others' "
-          f"load): median {statistics.median(bg.LOAD_SEEN):.0%}, max {max(bg.LOAD_SEEN):.0%}; "
-          f"{(time.time() - t0) / 60:.1f} minutes")
-    print("Copy bandwidth (2 x bytes / s): " + ", ".join(f"{k} {v / 1e9:.1f} GB/s"
-                                                         for k, v in bw.items())
-          + f"; 124M reads {weight_bytes_per_token('124M') / 1e6:.0f} MB of weights per token")
-    for table in (gen, train, scale):
-        print()
-        print("\n".join(table))
+        for name in a.only.split(","):
+            print("\n" + "\n".join(tables[name]()), flush=True)   # each table as it is done
+    print(f"\nCPU busy before each process (others' load): median "
+          f"{statistics.median(bg.LOAD_SEEN):.0%}, max {max(bg.LOAD_SEEN):.0%}; load average "
+          f"at the end {os.getloadavg()[0]:.2f}; {(time.time() - t0) / 60:.1f} minutes")
 
 
 if __name__ == "__main__":
