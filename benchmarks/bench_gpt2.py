@@ -223,7 +223,7 @@ def generation_table(weights: str, a, bandwidth: dict) -> list:
     lines = ["| 124M, batch 1, 16-token prompt, greedy, KV cache | tokens/s ours | "
              "tokens/s transformers generate | tokens/s nanoGPT loop | ours / bound | "
              "bound tokens/s |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    for n, threads in ((n, t) for n in a.tokens for t in (1, 2)):
+    for n, threads in ((n, t) for n in a.tokens for t in a.gen_threads):
         res = rounds(["ours", "hf", "nanogpt"], f"gen:124M:{n}", threads, weights, a)
         tps = {k: n / med(v) for k, v in res.items()}
         bw = bandwidth["numpy, 1 thread"] if threads == 1 else max(bandwidth.values())
@@ -300,6 +300,9 @@ def main() -> None:
                    help="before each process, wait up to this long for idle CPUs")
     p.add_argument("--only", default="gen,train,scale",
                    help="comma-separated tables to run: gen, train, scale")
+    p.add_argument("--tokens", help="new tokens of the 124M generation rows (default 32,256; "
+                                    "--quick: 32)")
+    p.add_argument("--gen-threads", default="1,2", help="threads of the generation rows")
     p.add_argument("--machine", default=os.uname().nodename)
     p.add_argument("--profile-gen", type=int, nargs="?", const=32, metavar="TOKENS")
     p.add_argument("--worker", choices=["ours", "hf", "nanogpt"], help=argparse.SUPPRESS)
@@ -315,7 +318,8 @@ def main() -> None:
     if a.profile_gen:
         profile_generation(a.profile_gen)
         return
-    a.tokens = [32] if a.quick else [32, 256]
+    a.tokens = [int(n) for n in (a.tokens or ("32" if a.quick else "32,256")).split(",")]
+    a.gen_threads = [int(n) for n in a.gen_threads.split(",")]
     a.train_threads = [2] if a.quick else [2, 1]
     a.sizes = list(SIZES)
     if a.quick:
