@@ -275,3 +275,23 @@ def test_hub_name_without_huggingface_hub(monkeypatch, tmp_path):
             "Hugging Face hub (huggingface_hub is not installed). "
             + ADVICE.format(name="gpt2-medium"))):
         GPT.from_pretrained("gpt2-medium")
+
+
+def test_hub_name_is_fetched_with_huggingface_hub_safetensors_only(hf, folder, monkeypatch,
+                                                                   tmp_path):
+    hub = pytest.importorskip("huggingface_hub")
+    calls = []
+
+    def fake_snapshot_download(repo_id, allow_patterns, local_files_only):
+        calls.append((repo_id, allow_patterns, local_files_only))
+        return str(folder)
+
+    monkeypatch.setattr(hub, "snapshot_download", fake_snapshot_download)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    model = GPT.from_pretrained("openai-community/gpt2")
+    assert calls == [("openai-community/gpt2", ["config.json", "model*.safetensors",
+                                                "model.safetensors.index.json", "vocab.json",
+                                                "merges.txt"], False)]
+    x = ids(b=1)
+    np.testing.assert_allclose(model(x)[0].data, reference_logits(hf, x), rtol=1e-5, atol=1e-5)

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 # the files a GPT-2 folder needs; weights are model.safetensors or its shards
-FETCH_PATTERNS = ["config.json", "*.safetensors", "model.safetensors.index.json", "vocab.json",
+FETCH_PATTERNS = ["config.json", "model*.safetensors", "model.safetensors.index.json", "vocab.json",
                   "merges.txt"]
 HUB_URL = "https://huggingface.co"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
