@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+
 import numpy as np
 
 from ..hub import PretrainedError, resolve
