@@ -8,14 +8,16 @@ ours / PyTorch from tiny to 124M.
     python benchmarks/bench_gpt2.py                # everything (about half an hour)
     python benchmarks/bench_gpt2.py --profile-gen  # cProfile of our 124M generation
 
-Every measurement runs in its own process (alternating which implementation goes first), with
-2 threads unless the row says 1. Peak memory is the rise of the resident set over the first
+Two-thread figures come from one process per implementation (alternating which goes first);
+one-thread generation runs the three in one process, taking turns, so bursts of other users'
+load fall on all three alike. Peak memory is the rise of the resident set over the first
 two training steps of a fresh process (VmHWM after resetting it, minus VmRSS before, as in
 bench_gpt.py), so weights, gradients, AdamW state, activations and allocator caches count alike.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -153,6 +155,24 @@ def make(impl: str, size: str, train: bool, weights_dir: str):
     return NanoGPT(size, train, w) if impl == "nanogpt" else HF(size, w)
 
 
+def interleaved(a) -> dict:
+    """One-thread generation with the three in one process, taking turns (order rotating
+    each repeat), so a burst of other users' load falls on all of them alike."""
+    import torch
+    torch.set_num_threads(1)
+    n = int(a.task.split(":")[2])
+    impls = {k: make(k, "124M", False, a.weights) for k in ("ours", "hf", "nanogpt")}
+    out = {}
+    for k, impl in impls.items():
+        impl.generate(4)                                # warm-up: first calls allocate
+        out[k] = {"times": [], "tokens": impl.generate(n)[0, PROMPT_LEN:].tolist()}
+    names = list(impls)
+    for r in range(a.repeats):
+        for k in names[r % 3:] + names[:r % 3]:
+            out[k]["times"].append(bg._timed(functools.partial(impls[k].generate, n)))
+    return out
+
+
 def worker(a) -> dict:
     if a.impl != "ours":
         import torch
@@ -224,7 +244,11 @@ def generation_table(weights: str, a, bandwidth: dict) -> list:
              "tokens/s transformers generate | tokens/s nanoGPT loop | ours / bound | "
              "bound tokens/s |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for n, threads in ((n, t) for n in a.tokens for t in a.gen_threads):
-        res = rounds(["ours", "hf", "nanogpt"], f"gen:124M:{n}", threads, weights, a)
+        if threads == 1:
+            runs = [run_worker("all", f"gen:124M:{n}", 1, weights, a) for _ in range(a.rounds)]
+            res = {k: [r[k] for r in runs] for k in ("ours", "hf", "nanogpt")}
+        else:
+            res = rounds(["ours", "hf", "nanogpt"], f"gen:124M:{n}", threads, weights, a)
         tps = {k: n / med(v) for k, v in res.items()}
         bw = bandwidth["numpy, 1 thread"] if threads == 1 else max(bandwidth.values())
         bound = bw / weight_bytes_per_token("124M")
@@ -305,7 +329,7 @@ def main() -> None:
     p.add_argument("--gen-threads", default="1,2", help="threads of the generation rows")
     p.add_argument("--machine", default=os.uname().nodename)
     p.add_argument("--profile-gen", type=int, nargs="?", const=32, metavar="TOKENS")
-    p.add_argument("--worker", choices=["ours", "hf", "nanogpt"], help=argparse.SUPPRESS)
+    p.add_argument("--worker", choices=["ours", "hf", "nanogpt", "all"], help=argparse.SUPPRESS)
     p.add_argument("--impl", help=argparse.SUPPRESS)
     p.add_argument("--task", help=argparse.SUPPRESS)
     p.add_argument("--threads", type=int, default=2, help=argparse.SUPPRESS)
@@ -313,7 +337,7 @@ def main() -> None:
     a = p.parse_args()
     if a.worker:
         a.impl = a.worker
-        print(json.dumps(worker(a)))
+        print(json.dumps(interleaved(a) if a.worker == "all" else worker(a)))
         return
     if a.profile_gen:
         profile_generation(a.profile_gen)
