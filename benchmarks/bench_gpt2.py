@@ -4,8 +4,9 @@ transformers' `generate`, a nanoGPT-style loop with a preallocated KV cache) bes
 memory-bandwidth bound, a training step (context 256, batch 4, AdamW) with its peak memory, and
 ours / PyTorch from tiny to 124M.
 
-    python benchmarks/bench_gpt2.py --quick        # a few minutes: 32 tokens, one training row
-    python benchmarks/bench_gpt2.py                # everything (about half an hour)
+    python benchmarks/bench_gpt2.py --quick        # 32 tokens, one training row (17.7 min on
+                                                   # a 2-core VM that others kept overloaded)
+    python benchmarks/bench_gpt2.py                # everything: 3 rounds, 32 and 256 tokens
     python benchmarks/bench_gpt2.py --profile-gen  # cProfile of our 124M generation
 
 Two-thread figures come from one process per implementation (alternating which goes first);
