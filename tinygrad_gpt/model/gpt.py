@@ -64,6 +64,14 @@ class GPT(Module):
             self.lm_head = LMHead(Parameter(w))
         self.named_parameters()  # gives every parameter its dotted name
 
+    @classmethod
+    def from_pretrained(cls, path_or_name: str, dropout: float = 0.0) -> "GPT":
+        """GPT-2 from a Hugging Face folder (config.json, model.safetensors or its shards) or a
+        hub name (`gpt2`, `distilgpt2`, `gpt2-medium`, fetched with huggingface_hub when
+        installed and online), in eval mode. See `model/pretrained.py`."""
+        from .pretrained import from_pretrained
+        return from_pretrained(path_or_name, dropout)
+
     # ------------------------------------------------------------------ validation
     def _check_ids(self, idx: Any, what: str = "idx") -> np.ndarray:
         ids = idx.data if isinstance(idx, Tensor) else np.asarray(idx)
