@@ -6,7 +6,9 @@ import argparse
 import sys
 
 from ..checkpoint import CheckpointError, load_checkpoint
+from ..model import GPT
 from ..sample import sample_text
+from ..tokenizers import UnknownCharacterError, load_pretrained
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,12 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..tokenizers import UnknownCharacterError
     try:
         if args.pretrained:
-            from ..model.pretrained import from_pretrained
-            from ..tokenizers import load_pretrained
-            model, tokenizer = from_pretrained(args.pretrained), load_pretrained(args.pretrained)
+            model = GPT.from_pretrained(args.pretrained)
+            tokenizer = load_pretrained(args.pretrained)
         else:
             ckpt = load_checkpoint(args.checkpoint)
             if ckpt.tokenizer is None:

@@ -11,7 +11,6 @@ import numpy as np
 
 from ..hub import PretrainedError, resolve
 from .config import GPTConfig
-from .gpt import GPT
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -202,19 +201,16 @@ def load_weights(headers: dict[str, tuple[Path, tuple, str]]) -> dict[str, np.nd
     return state
 
 
-def from_pretrained(path_or_name: str | os.PathLike, dropout: float = 0.0) -> GPT:
-    """A GPT with the weights of a Hugging Face GPT-2 folder or hub name, in eval mode."""
+def read_pretrained(path_or_name: str | os.PathLike,
+                    dropout: float = 0.0) -> tuple[GPTConfig, dict[str, np.ndarray]]:
+    """The config and the weights (GPT-2's names, float32) of a Hugging Face GPT-2 folder or hub
+    name, every shape checked before a weight is read: what `GPT.from_pretrained` builds on."""
     folder = resolve(path_or_name)
     config = read_config(folder, dropout)
-    files = weight_files(folder)
-    headers = _headers(files)
+    headers = _headers(weight_files(folder))
     check_shapes(config, headers, folder)
-    state = load_weights(headers)
-    model = GPT(config)
-    model.load_state_dict(state)
-    model.eval()
-    return model
+    return config, load_weights(headers)
 
 
-__all__ = ["from_pretrained", "read_config", "weight_files", "check_shapes", "load_weights",
+__all__ = ["read_pretrained", "read_config", "weight_files", "check_shapes", "load_weights",
            "PretrainedError"]
