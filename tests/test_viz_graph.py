@@ -324,9 +324,9 @@ def test_a_healthy_gpt_is_mid_scale_and_one_without_residuals_fades():
     # although a LayerNorm's |g| is ~1000x smaller than an attention's
     assert all(0.4 <= p <= 0.6 for p in pos.values()), pos
     # every op too: the k-th op of a kind inside a block is compared with the k-th elsewhere
-    # (an attention's input and output linears are two kinds)
+    # (an attention's input and output linears, scoped c_attn and c_proj, are two kinds)
     ref = Reference([healthy])
-    assert "h.#/attn/linear" in ref.nodes and "h.#/attn/linear#1" in ref.nodes
+    assert "h.#/attn/c_attn/matmul" in ref.nodes and "h.#/attn/c_proj/matmul" in ref.nodes
     ratios = [n.grad["norm"] / ref.nodes[ref.role(healthy, nid)]
               for nid, n in healthy.nodes.items() if n.scope[:1] and n.scope[0].startswith("h.")
               and n.grad is not None and n.grad["norm"] > 0]

@@ -1,7 +1,7 @@
-"""`tinygrad-gpt graph`: one training step of a GPT (from --config overrides or a checkpoint),
-its computation graph colored by gradient, optionally above a variant (--compare) on one
-color scale. Writes graph.dot and, with a renderer, graph.svg and graph.png (under out/graph by
-default)."""
+"""`tinygrad-gpt graph`: one training step of a GPT (from --config overrides, a checkpoint, or a
+Hugging Face GPT-2 with --pretrained, on one sentence), its computation graph colored by
+gradient, optionally above a variant (--compare) on one color scale. Writes graph.dot and, with a
+renderer, graph.svg and graph.png (under out/graph by default)."""
 from __future__ import annotations
 
 import argparse
@@ -27,6 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="GPTConfig overrides, e.g. n_layer=8 residual=false (defaults: "
                              + " ".join(f"{k}={v}" for k, v in DEFAULT_CONFIG.items()) + ")")
     parser.add_argument("--checkpoint", metavar="DIR", help="draw the model saved here")
+    parser.add_argument("--pretrained", metavar="PATH_OR_NAME",
+                        help="draw a Hugging Face GPT-2 (folder or hub name) on --text")
+    parser.add_argument("--text", default="The quick brown fox jumps over the lazy dog.",
+                        help="the sentence --pretrained learns to predict (its next tokens)")
     parser.add_argument("--compare", nargs="+", action="extend", default=[],
                         metavar="KEY=VALUE",
                         help="also draw the same model with these overrides, below it on one "
@@ -47,11 +51,12 @@ def _depth(text: str) -> int | None:
             from None
 
 
-def _step_graph(model: GPT, seed: int) -> Graph:
-    """Trace one forward + backward on a random batch, with gradients recorded."""
+def _step_graph(model: GPT, seed: int, ids: np.ndarray | None = None) -> Graph:
+    """Trace one forward + backward on `ids` (B, T+1) or a random batch, gradients recorded."""
     cfg = model.config
     t = min(cfg.block_size, 16)
-    ids = np.random.default_rng(seed).integers(0, cfg.vocab_size, (2, t + 1))
+    if ids is None:
+        ids = np.random.default_rng(seed).integers(0, cfg.vocab_size, (2, t + 1))
     with record_gradients():
         _, loss = model(ids[:, :-1], ids[:, 1:])
         loss.backward()
@@ -60,6 +65,12 @@ def _step_graph(model: GPT, seed: int) -> Graph:
 
 def build(args: argparse.Namespace) -> tuple[GPT, GPTConfig]:
     overrides = parse_overrides(args.config)
+    if args.pretrained:
+        if overrides or args.checkpoint:
+            raise ValueError("--pretrained draws the model as loaded: drop --config and "
+                             "--checkpoint")
+        model = GPT.from_pretrained(args.pretrained)
+        return model, model.config
     if args.checkpoint:
         from ..checkpoint import load_checkpoint
         model = load_checkpoint(args.checkpoint).model
@@ -70,22 +81,32 @@ def build(args: argparse.Namespace) -> tuple[GPT, GPTConfig]:
     return GPT(config, seed=args.seed), config
 
 
+def _sentence(args: argparse.Namespace, block_size: int) -> np.ndarray:
+    """--text as ids (1, T+1) with the pretrained model's tokenizer, cropped to its block."""
+    from ..tokenizers import load_pretrained
+    ids = load_pretrained(args.pretrained).encode(args.text)
+    if len(ids) < 2:
+        raise ValueError(f"--text: needs at least 2 tokens to predict one, got {len(ids)}")
+    return np.asarray(ids, dtype=np.int64)[None, :block_size + 1]
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         depth = _depth(args.depth)
         model, config = build(args)
         compare = parse_overrides(args.compare)
         other = GPT(config.replace(**compare), seed=args.seed) if compare else None
+        ids = _sentence(args, config.block_size) if args.pretrained else None
     except (ValueError, TypeError, OSError) as e:
         print(f"tinygrad-gpt graph: error: {e}", file=sys.stderr)
         return 2
-    graph = _step_graph(model, args.seed)
+    graph = _step_graph(model, args.seed, ids)
     if other is None:
         dot = to_dot(graph, depth=depth, rankdir="LR",
                      title=f"GPT, {config.n_layer} layers: gradient at each box's output")
     else:
         label = " ".join(f"{k}={v}" for k, v in compare.items())
-        dot = side_by_side([graph, _step_graph(other, args.seed)], ["as configured", label],
+        dot = side_by_side([graph, _step_graph(other, args.seed, ids)], ["as configured", label],
                            depth=depth, rankdir="LR",
                            title="gradient at each box's output, one color scale")
     out = Path(args.out)

@@ -1,15 +1,22 @@
-"""`tinygrad-gpt sample`: load a checkpoint and continue a prompt with it."""
+"""`tinygrad-gpt sample`: load a checkpoint (or a Hugging Face GPT-2 with --pretrained) and
+continue a prompt with it."""
 from __future__ import annotations
 
 import argparse
 import sys
 
 from ..checkpoint import CheckpointError, load_checkpoint
+from ..model import GPT
 from ..sample import sample_text
+from ..tokenizers import UnknownCharacterError, load_pretrained
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="directory written by train")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="directory written by train")
+    source.add_argument("--pretrained", metavar="PATH_OR_NAME",
+                        help="a Hugging Face GPT-2 folder (config.json, model.safetensors, "
+                             "vocab.json, merges.txt) or hub name such as gpt2")
     parser.add_argument("--prompt", default=None, help="text to continue (default: a newline)")
     parser.add_argument("--max-new-tokens", type=int, default=200)
     parser.add_argument("--temperature", type=float, default=0.8, help="0 is greedy")
@@ -22,12 +29,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..tokenizers import UnknownCharacterError
     try:
-        ckpt = load_checkpoint(args.checkpoint)
-        if ckpt.tokenizer is None:
-            raise CheckpointError(f"{ckpt.path}: the checkpoint has no tokenizer to decode with")
-        texts = sample_text(ckpt.model, ckpt.tokenizer, args.prompt, args.max_new_tokens,
+        if args.pretrained:
+            model = GPT.from_pretrained(args.pretrained)
+            tokenizer = load_pretrained(args.pretrained)
+        else:
+            ckpt = load_checkpoint(args.checkpoint)
+            if ckpt.tokenizer is None:
+                raise CheckpointError(f"{ckpt.path}: the checkpoint has no tokenizer to decode "
+                                      "with")
+            model, tokenizer = ckpt.model, ckpt.tokenizer
+        texts = sample_text(model, tokenizer, args.prompt, args.max_new_tokens,
                             args.temperature, args.top_k, args.top_p, args.num_samples,
                             args.seed, not args.no_cache)
     except UnknownCharacterError as e:

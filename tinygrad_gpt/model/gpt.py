@@ -17,6 +17,7 @@ from ..nn import Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, Para
 from .attention import CausalSelfAttention
 from .block import MLP, Block
 from .config import GPTConfig
+from .pretrained import read_pretrained
 from .kv_cache import Context
 from .positions import rope_cos_sin, sinusoidal_table
 from .sampling import check_sampling, sample
@@ -63,6 +64,16 @@ class GPT(Module):
             w = rng.normal(0.0, 0.02, (config.vocab_size, config.n_embd)).astype(np.float32)
             self.lm_head = LMHead(Parameter(w))
         self.named_parameters()  # gives every parameter its dotted name
+
+    @classmethod
+    def from_pretrained(cls, path_or_name: str, dropout: float = 0.0) -> "GPT":
+        """GPT-2 from a Hugging Face folder (config.json, model.safetensors or its shards) or a
+        hub name (`gpt2`, `distilgpt2`, `gpt2-medium`, fetched with huggingface_hub when
+        installed and online), in eval mode. See `model/pretrained.py`."""
+        config, state = read_pretrained(path_or_name, dropout)
+        model = cls(config)
+        model.load_state_dict(state)
+        return model.eval()
 
     # ------------------------------------------------------------------ validation
     def _check_ids(self, idx: Any, what: str = "idx") -> np.ndarray:
