@@ -149,12 +149,14 @@ def test_the_command_runs_seeds_and_prints_the_verdict_over_seeds(tmp_path, caps
     # both seeds reproduce, but two seeds give a t interval (1 degree of freedom, t = 12.7)
     # too wide to exclude 0: the rule says not reproduced over seeds
     assert "\nover seeds 0,1:\n" in text and text.rstrip().endswith(
-        "0 of 1 reproduced over 2 seeds")
+        "0 of 1 shown (harm or mechanism) over 2 seeds")
     over_table = text.split("over seeds 0,1:")[1].splitlines()
     row = next(line for line in over_table if line.startswith("5  ln-axis"))
-    assert "wrong - fixed" in row and "2 of 2" in row and row.rstrip().endswith("NO")
+    assert "wrong - fixed" in row and "2 of 2" in row and " NO " in row
+    assert row.rstrip().endswith("2 harm reproduced")      # the kinds the seeds gave
     doc = json.loads((out / "results.json").read_text())
     assert doc["seeds"] == [0, 1] and doc["seed"] == 0 and doc["reproduced_over_seeds"] == 0
+    assert doc["mistakes"][0]["kinds_over_seeds"] == "2 harm reproduced"
     assert [t["seed"] for t in doc["tasks"]] == [0, 1]
     over = doc["mistakes"][0]["over_seeds"]
     effects = [t["metrics"]["wrong"]["batch_dependence"] - t["metrics"]["fixed"][

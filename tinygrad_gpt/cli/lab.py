@@ -7,16 +7,21 @@ import sys
 import time
 from pathlib import Path
 
-from ..lab import run_lab
+from ..lab import MISTAKES, run_lab
 from ..lab.runner import CorpusError, check_corpus, main_summary, select
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", metavar="SLUG,...", default=None,
                         help="comma-separated slugs or numbers, e.g. residual,5 (default: all)")
-    parser.add_argument("--quick", action="store_true",
-                        help="smaller models and fewer steps: every mistake in about 45 s on a "
-                             "2-core machine, where full mode takes about 3 minutes of CPU")
+    tier = parser.add_mutually_exclusive_group()
+    tier.add_argument("--quick", action="store_true",
+                      help="smaller models and fewer steps: every mistake in about 45 s on a "
+                           "2-core machine, where full mode takes about 3 minutes of CPU")
+    tier.add_argument("--deep", action="store_true",
+                      help="the deep tier: experiments aimed at the harm itself, beside the "
+                           "published result; mistakes without one are skipped with a line "
+                           "saying so (mistakes 1, 2, 3 and 6: 11-28 s of CPU each per seed)")
     parser.add_argument("--out", metavar="DIR", default="lab_report",
                         help="folder for index.html, results.json and pictures "
                              "(default: lab_report)")
@@ -33,14 +38,16 @@ def run(args: argparse.Namespace) -> int:
         return run_sweep_command(args)
     try:
         chosen = select(args.only)
-        check_corpus(args.corpus, args.quick)
+        check_corpus(args.corpus, args.quick and not args.deep)
     except (ValueError, CorpusError) as e:
         print(f"tinygrad-gpt lab: {e}", file=sys.stderr)
         return 2
     start = time.perf_counter()
     results = run_lab([m.slug for m in chosen], quick=args.quick, out_dir=args.out,
-                      corpus=args.corpus, seed=args.seed, echo=lambda s: print(s, flush=True))
-    print(main_summary(chosen, results, Path(args.out), time.perf_counter() - start))
+                      corpus=args.corpus, seed=args.seed, echo=lambda s: print(s, flush=True),
+                      tier="deep" if args.deep else None)
+    print(main_summary([MISTAKES[r.slug] for r in results], results, Path(args.out),
+                       time.perf_counter() - start))
     failed = [r for r in results if r.error]
     if failed:
         print("tinygrad-gpt lab: experiments failed:", file=sys.stderr)
@@ -85,8 +92,8 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         return 2
 
     try:
-        chosen = select(args.only)
-        check_corpus(args.corpus, args.quick)
+        select(args.only)
+        check_corpus(args.corpus, args.quick and not args.deep)
         seeds = parse_seeds(args.seeds) if args.seeds is not None else [args.seed]
         check_executor(args.jobs, args.cluster)
         if args.resume is not None and not Path(args.resume).is_dir():
@@ -95,16 +102,19 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         return fail(str(e))
     start = time.perf_counter()
     try:
-        sweep = run_sweep([m.slug for m in chosen], quick=args.quick, out_dir=args.out,
+        sweep = run_sweep(args.only, quick=args.quick, out_dir=args.out,
                           corpus=args.corpus, seeds=seeds, jobs=args.jobs, cluster=args.cluster,
-                          resume=args.resume, echo=lambda s: print(s, flush=True))
+                          resume=args.resume, echo=lambda s: print(s, flush=True),
+                          tier="deep" if args.deep else None)
     except (ValueError, OSError) as e:      # a bad results.json to resume, an unreachable cluster
         return fail(str(e))
-    print(main_summary(chosen, sweep.report, Path(args.out), time.perf_counter() - start))
+    print(main_summary([MISTAKES[r.slug] for r in sweep.report], sweep.report, Path(args.out),
+                       time.perf_counter() - start))
     if sweep.over:
         n_ok = sum(o.reproduced for o in sweep.over.values())
-        print(f"\nover seeds {args.seeds}:\n{over_seeds_table(sweep.over)}\n\n{n_ok} of "
-              f"{len(sweep.over)} reproduced over {len(seeds)} seeds")
+        print(f"\nover seeds {args.seeds}:\n"
+              f"{over_seeds_table(sweep.over, sweep.kinds, sweep.tier)}\n\n{n_ok} of "
+              f"{len(sweep.over)} shown (harm or mechanism) over {len(seeds)} seeds")
     if sweep.failed:
         print("tinygrad-gpt lab: experiments failed:", file=sys.stderr)
         for r in sweep.failed:
