@@ -41,7 +41,9 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import tinygrad_gpt.functional as F  # noqa: E402
-from tinygrad_gpt import Tensor  # noqa: E402
+from tinygrad_gpt import Tensor, fast  # noqa: E402
+
+fast.enable()   # the fused kernels (the process tuning comes in main, with the thresholds)
 
 if ARGS.worker != "ours":  # a worker timing our engine alone does not load torch's pools
     try:
@@ -254,6 +256,7 @@ def compare_in_processes(key: str, n: int, reps: int) -> dict:
 
 
 def main() -> None:
+    fast.tune_process()     # short BLAS spin, glibc thresholds (raised further just below)
     mallopt = False if ARGS.no_mallopt else set_malloc_thresholds()
     if ARGS.worker:
         worker()

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import tinygrad_gpt.functional as F
-from tinygrad_gpt import (Tensor, cat, detect_anomaly, enable_grad, name_scope, no_grad,
+from tinygrad_gpt import (Tensor, cat, detect_anomaly, enable_grad, fast, name_scope, no_grad,
                           record_gradients, stack, where)
 from tinygrad_gpt.engine import is_grad_enabled, unbroadcast
 
@@ -103,16 +103,17 @@ FLOAT32_OPS = [
     lambda x: where(np.eye(3, dtype=bool), x, 0.0), lambda x: cat([x, x]),
     lambda x: stack([x, x]), lambda x: F.layer_norm(x, Tensor(np.ones(3, np.float32)),
                                                     Tensor(np.zeros(3, np.float32))),
-    lambda x: F.layer_norm(x, fused=False), lambda x: F.cross_entropy(x, np.array([0, 1, 2])),
-    lambda x: F.cross_entropy(x, np.array([0, 1, 2]), fused=False),
+    lambda x: F.layer_norm(x), lambda x: F.cross_entropy(x, np.array([0, 1, 2])),
     lambda x: F.dropout(x, 0.5, np.random.default_rng(0)),
 ]
 
 
+@pytest.mark.parametrize("on", [False, True], ids=["reference", "fast"])
 @pytest.mark.parametrize("i", range(len(FLOAT32_OPS)))
-def test_nothing_upcasts_float32(i):
+def test_nothing_upcasts_float32(i, on):
     x = leaf(np.random.default_rng(i).uniform(0.5, 2.0, (3, 3)))
-    out = FLOAT32_OPS[i](x)
+    with fast.enabled(on):
+        out = FLOAT32_OPS[i](x)
     assert out.dtype == np.float32
     out.sum().backward()
     assert x.grad.dtype == np.float32
@@ -361,6 +362,37 @@ def test_anomaly_names_the_user_line_not_functional():
     assert "op 'softmax'" in str(info.value) and "F.softmax(x)" in str(info.value)
 
 
+@pytest.mark.filterwarnings("ignore:.*encountered:RuntimeWarning")  # NaN on purpose
+@pytest.mark.parametrize("on, op", [(False, "matmul"), (True, "linear")],
+                         ids=["reference", "fast"])
+def test_anomaly_inside_the_model_names_the_scope_and_the_users_line(on, op):
+    from tinygrad_gpt import GPT, GPTConfig
+    model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=8))
+    model.transformer.h[1].mlp.c_fc.weight.data[0, 0] = np.nan
+    ids = np.array([[1, 2, 3]])
+    with fast.enabled(on), detect_anomaly(), pytest.raises(FloatingPointError) as info:
+        logits, _ = model(ids)  # noqa: F841  (the NaN is born in layer 1's MLP)
+    msg = str(info.value)
+    assert msg.startswith(f"detect_anomaly: op '{op}' in scope 'h.1.mlp.c_fc' produced NaN in "
+                          "forward, at ")
+    assert re.search(r"test_engine_mechanics\.py:\d+ in test_anomaly_inside_the_model_names_the_"
+                     r"scope_and_the_users_line: logits, _ = model\(ids\)", msg), msg
+
+
+@pytest.mark.filterwarnings("ignore:.*encountered:RuntimeWarning")  # Inf on purpose
+def test_anomaly_in_backward_names_the_scope_of_the_op():
+    x = leaf([0.0, 4.0])
+    with detect_anomaly():
+        with name_scope("h"), name_scope("0"), name_scope("attn"):
+            y = x.sqrt()
+        with pytest.raises(FloatingPointError) as info:
+            y.sum().backward()
+    assert str(info.value).startswith("detect_anomaly: backward of op 'sqrt' in scope 'h.0.attn' "
+                                      "produced Inf in the gradient of its input 0; the op was "
+                                      "created at ")
+    assert str(info.value).endswith("y = x.sqrt()")
+
+
 # ----------------------------------------------------------------------------- name scopes
 
 def test_name_scope_labels_ops():
@@ -493,7 +525,8 @@ def test_cross_entropy_means_over_kept_targets(rng, fused, shape):
     logits = rng.standard_normal(shape) * 3
     targets = rng.integers(0, 5, size=shape[:-1])
     targets.reshape(-1)[[0, 2]] = -1
-    loss = F.cross_entropy(Tensor(logits), targets, ignore_index=-1, fused=fused)
+    with fast.enabled(fused):
+        loss = F.cross_entropy(Tensor(logits), targets, ignore_index=-1)
     assert loss.shape == ()
     assert loss.item() == pytest.approx(_manual_ce(logits, targets, -1), rel=1e-10)
 
@@ -515,7 +548,10 @@ def test_layer_norm_fused_matches_unfused_and_normalises(rng):
     xs = [leaf(x, np.float64) for _ in range(2)]
     ws = [leaf(w, np.float64) for _ in range(2)]
     bs = [leaf(b, np.float64) for _ in range(2)]
-    outs = [F.layer_norm(xs[i], ws[i], bs[i], fused=(i == 0)) for i in range(2)]
+    outs = []
+    for i in range(2):
+        with fast.enabled(i == 0):
+            outs.append(F.layer_norm(xs[i], ws[i], bs[i]))
     assert outs[0].op == "layer_norm" and outs[1].op != "layer_norm"
     np.testing.assert_allclose(outs[0].data, outs[1].data, atol=1e-10)
     g = rng.standard_normal(outs[0].shape)

@@ -1,4 +1,5 @@
-"""Every primitive in `engine.OPS` is gradchecked in float64 against central differences.
+"""Every primitive in `engine.OPS` is gradchecked in float64 against central differences, the
+fast kernels (registered by `tinygrad_gpt.fast`) included.
 
 The table `GRAD_CASES` is keyed by op name; `NO_GRAD_CASES` holds the ops that cut the gradient
 path on purpose. A meta-test fails when an op is registered without an entry, so a new
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 import tinygrad_gpt.functional as F
-from tinygrad_gpt import Tensor, cat, gradcheck, stack, where
+from tinygrad_gpt import Tensor, cat, fast, gradcheck, stack, where
 from tinygrad_gpt.engine import OPS, apply, topological_order
 
 _R = np.random.default_rng(1234)
@@ -21,6 +22,14 @@ def rand(*shape, lo=-2.0, hi=2.0, away=0.0):
     if away:
         x = np.where(x >= 0, x + away, x - away)
     return x
+
+
+def on_fast(fn):
+    """`fn` run with the fast kernels switched on (gradcheck calls it many times)."""
+    def run(*args):
+        with fast.enabled():
+            return fn(*args)
+    return run
 
 
 def pos(*shape):
@@ -109,10 +118,11 @@ GRAD_CASES: dict[str, list] = {
     "softmax": [(lambda a: a.softmax(), [rand(3, 4)]), (lambda a: a.softmax(axis=0), [rand(3, 4)])],
     "log_softmax": [(lambda a: a.log_softmax(), [rand(2, 5)]),
                     (lambda a: a.log_softmax(axis=1), [rand(2, 3, 2)])],
-    "layer_norm": [(lambda x, w, b: F.layer_norm(x, w, b), [rand(2, 3, 5), rand(5), rand(5)]),
-                   (lambda x, w, b: F.layer_norm(x, w, b, eps=1e-3), [rand(5), rand(5), rand(5)])],
-    "cross_entropy": [(lambda x: F.cross_entropy(x, TARGETS), [rand(5, 6)]),
-                      (lambda x: F.cross_entropy(x, TARGETS3), [rand(2, 3, 5)])],
+    "layer_norm": [(on_fast(F.layer_norm), [rand(2, 3, 5), rand(5), rand(5)]),
+                   (on_fast(lambda x, w, b: F.layer_norm(x, w, b, eps=1e-3)),
+                    [rand(5), rand(5), rand(5)])],
+    "cross_entropy": [(on_fast(lambda x: F.cross_entropy(x, TARGETS)), [rand(5, 6)]),
+                      (on_fast(lambda x: F.cross_entropy(x, TARGETS3)), [rand(2, 3, 5)])],
     "attention": [(lambda qkv: apply("attention", qkv, CAUSAL3, n_head=2), [rand(2, 3, 12)])],
     "linear": [(lambda x, w, b: apply("linear", x, w, b), [rand(2, 3, 4), rand(4, 5), rand(5)]),
                (lambda x, w, b: apply("linear", x, w, b), [rand(4), rand(4, 2), rand(2)])],

@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import array_shapes, mutually_broadcastable_shapes
 
 import tinygrad_gpt.functional as F
-from tinygrad_gpt import Tensor, cat, stack, where
+from tinygrad_gpt import Tensor, cat, fast, stack, where
 from tinygrad_gpt.engine import OPS, apply
 
 torch = pytest.importorskip("torch")
@@ -337,6 +337,14 @@ def test_softmax_and_log_softmax_stable(shape, data, scale):
           lambda a: (a * scale).log_softmax(axis), atol=1e-3 if scale > 1 else 1e-5)
 
 
+def switched(on: bool, fn):
+    """`fn` run with the fast kernels on or off."""
+    def run(*args):
+        with fast.enabled(on):
+            return fn(*args)
+    return run
+
+
 @covers("layer_norm")
 @FAST
 @given(array_shapes(min_dims=1, max_dims=3, min_side=2, max_side=6))
@@ -345,10 +353,9 @@ def test_layer_norm(shape):
     rng = np.random.default_rng(7)
     arrays = [rng.standard_normal(shape).astype(np.float32) * 3 + 1,
               rng.standard_normal(c).astype(np.float32), rng.standard_normal(c).astype(np.float32)]
-    check(None, lambda x, w, b: F.layer_norm(x, w, b),
-          lambda x, w, b: TF.layer_norm(x, (c,), w, b, eps=1e-5), arrays=arrays, atol=1e-4)
-    check(None, lambda x, w, b: F.layer_norm(x, w, b, fused=False),
-          lambda x, w, b: TF.layer_norm(x, (c,), w, b, eps=1e-5), arrays=arrays, atol=1e-4)
+    for on in (True, False):                         # the fused kernel and the reference
+        check(None, switched(on, F.layer_norm),
+              lambda x, w, b: TF.layer_norm(x, (c,), w, b, eps=1e-5), arrays=arrays, atol=1e-4)
 
 
 @covers("cross_entropy")
@@ -361,7 +368,7 @@ def test_cross_entropy(b, t, v, three_d, fused):
     targets[rng.random(shape) < 0.3] = -100
     targets.reshape(-1)[0] = 0  # at least one target is kept (torch gives NaN otherwise)
     logits = (rng.standard_normal(shape + (v,)) * 4).astype(np.float32)
-    check(None, lambda x: F.cross_entropy(x, targets, fused=fused),
+    check(None, switched(fused, lambda x: F.cross_entropy(x, targets)),
           lambda x: TF.cross_entropy(x.reshape(-1, v), torch.tensor(targets.reshape(-1)),
                                      ignore_index=-100), arrays=[logits], atol=1e-5)
 

@@ -1,20 +1,15 @@
-"""Fused primitives against their unfused compositions (float64), gradchecks of the fused ops,
-the model with fused and composite attention, and the no-graph decoding path against the
-engine's forward."""
+"""The fast kernels against the reference formulas they replace (float64), gradchecks of the
+fused ops, the model with fast on and off, and the no-graph decoding path against the
+reference forward."""
 from __future__ import annotations
-
-import os
-import platform
-import sys
 
 import numpy as np
 import pytest
 
 import tinygrad_gpt.functional as F
-from tinygrad_gpt import GPT, GPTConfig, Tensor, gradcheck, no_grad
+from tinygrad_gpt import GPT, GPTConfig, Tensor, fast, gradcheck, no_grad
 from tinygrad_gpt.engine import apply
-from tinygrad_gpt.model import attention as attention_mod
-from tinygrad_gpt.model import decode
+from tinygrad_gpt.fast import decode
 from tinygrad_gpt.model.attention import attend
 from tinygrad_gpt.model.kv_cache import KVCache
 
@@ -90,7 +85,9 @@ def test_layer_norm_fused_matches_unfused_float64(rng):
     res = []
     for fused in (True, False):
         ts = [Tensor(a.copy(), requires_grad=True) for a in (x, w, b)]
-        out = F.layer_norm(*ts, fused=fused)
+        with fast.enabled(fused):
+            out = F.layer_norm(*ts)
+        assert (out.op == "layer_norm") is fused
         out.backward(g)
         res.append([out.data] + [t.grad for t in ts])
     for a, b_ in zip(*res):
@@ -105,6 +102,32 @@ def test_gelu_matches_its_formula_and_gradcheck(rng):
     assert gradcheck(lambda t: t.gelu(), Tensor(a, requires_grad=True))
 
 
+@pytest.mark.parametrize("shape", [(), (7,), (4, 5), (3, 2, 6)])
+def test_fast_gelu_kernel_matches_the_reference_formula_and_gradcheck(rng, shape):
+    a = rng.standard_normal(shape) * 3
+    g = rng.standard_normal(shape)
+    res = []
+    for kernel in (True, False):
+        x = Tensor(a.copy(), requires_grad=True)
+        y = fast.gelu(x) if kernel else x.gelu()
+        assert y.op == "gelu"                 # the same node name either way
+        y.backward(g)
+        res.append((y.data, x.grad))
+    np.testing.assert_allclose(res[0][0], res[1][0], rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(res[0][1], res[1][1], rtol=1e-12, atol=1e-14)
+    assert gradcheck(fast.gelu, Tensor(a, requires_grad=True))
+
+
+def test_the_mlp_runs_the_gelu_kernel_only_with_fast_on(rng):
+    m = _tiny()
+    x = Tensor(rng.standard_normal((1, 2, 16)))
+    for on in (True, False):
+        with fast.enabled(on):
+            h = m.transformer.h[0].mlp(x)
+        gelu = h.parents[0] if on else h.parents[0].parents[0]       # c_proj: linear | add
+        assert gelu.op == "gelu" and gelu.parents[0].op == ("linear" if on else "add")
+
+
 def _tiny(dtype=np.float64, **kw) -> GPT:
     cfg = GPTConfig(vocab_size=31, block_size=16, n_layer=2, n_head=2, n_embd=16, **kw)
     m = GPT(cfg, seed=3)
@@ -114,7 +137,7 @@ def _tiny(dtype=np.float64, **kw) -> GPT:
 
 
 @pytest.mark.parametrize("padding", [False, True])
-def test_model_with_fused_attention_matches_composite(rng, monkeypatch, padding):
+def test_model_with_fast_on_matches_the_reference(rng, padding):
     ids = rng.integers(0, 31, (2, 9))
     tg = rng.integers(0, 31, (2, 9))
     mask = None
@@ -122,10 +145,11 @@ def test_model_with_fused_attention_matches_composite(rng, monkeypatch, padding)
         mask = np.ones((2, 9), dtype=bool)
         mask[1, :4] = False
     res = []
-    for fused in (True, False):
-        monkeypatch.setattr(attention_mod, "FUSED", fused)
+    for on in (True, False):
         m = _tiny()
-        logits, loss = m(ids, tg, attention_mask=mask)
+        with fast.enabled(on):
+            logits, loss = m(ids, tg, attention_mask=mask)
+        assert (loss.op == "cross_entropy") is on
         loss.backward()
         res.append((logits.data, loss.item(), [p.grad for p in m.parameters()]))
     np.testing.assert_allclose(res[0][0], res[1][0], rtol=1e-11, atol=1e-12)
@@ -161,24 +185,18 @@ def test_decode_path_matches_the_engine_forward(rng, overrides):
 
 
 @pytest.mark.parametrize("use_cache", [True, False])
-def test_generate_gives_the_same_tokens_with_and_without_the_decode_path(monkeypatch, use_cache):
+def test_generate_gives_the_same_tokens_with_and_without_the_decode_path(use_cache):
     m = _tiny(dtype=np.float32)
     prompt = np.array([[1, 2, 3]])
-    fast = m.generate(prompt, 20, top_k=1, use_cache=use_cache)    # 23 > block 16: window slides
-    monkeypatch.setattr(decode, "ENABLED", False)
+    with fast.enabled():
+        assert m._numpy_decode_reproduces()
+        quick = m.generate(prompt, 20, top_k=1, use_cache=use_cache)  # 23 > block 16: slides
     slow = m.generate(prompt, 20, top_k=1, use_cache=use_cache)
-    np.testing.assert_array_equal(fast, slow)
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
-                    reason="mallopt is glibc's")
-def test_engine_import_raised_the_glibc_malloc_thresholds():
-    from tinygrad_gpt.engine import malloc
-    assert malloc.TUNED is (os.environ.get("TINYGRAD_GPT_MALLOPT") != "0")
+    np.testing.assert_array_equal(quick, slow)
 
 
 @pytest.mark.parametrize("shape", [(4,), (3, 4), (2, 3, 4)])
-def test_fused_linear_matches_matmul_plus_bias(rng, monkeypatch, shape):
+def test_fused_linear_matches_matmul_plus_bias(rng, shape):
     from tinygrad_gpt import nn
     x = rng.standard_normal(shape)
     lin = nn.Linear(4, 5, rng=rng, dtype=np.float64)
@@ -186,10 +204,10 @@ def test_fused_linear_matches_matmul_plus_bias(rng, monkeypatch, shape):
     g = rng.standard_normal(shape[:-1] + (5,))
     res = []
     for fused in (True, False):
-        monkeypatch.setattr(nn.layers, "FUSED", fused)
         xt = Tensor(x.copy(), requires_grad=True)
         lin.zero_grad()
-        y = lin(xt)
+        with fast.enabled(fused):
+            y = lin(xt)
         assert (y.op == "linear") is fused
         y.backward(g)
         res.append([y.data, xt.grad, lin.weight.grad, lin.bias.grad])
@@ -204,3 +222,22 @@ def test_fused_linear_gradcheck_and_skips_the_unneeded_input_gradient(rng):
     data = Tensor(rng.standard_normal((3, 4)))                 # no grad: dx is never computed
     apply("linear", data, w, b).sum().backward()
     assert data.grad is None and w.grad is not None
+
+
+@pytest.mark.parametrize("shape", [(7,), (2, 5), (3, 1, 4)])
+def test_fast_embedding_backward_matches_the_reference_scatter(rng, shape):
+    weight = rng.standard_normal((6, 3))
+    ids = rng.integers(0, 6, shape)                    # repeated ids accumulate
+    g = rng.standard_normal(shape + (3,))
+    res = []
+    for on in (True, False):
+        w = Tensor(weight.copy(), requires_grad=True)
+        with fast.enabled(on):
+            y = F.embedding(w, ids)
+        assert y.op == "getitem"
+        y.backward(g)
+        res.append((y.data, w.grad))
+    np.testing.assert_array_equal(res[0][0], res[1][0])
+    np.testing.assert_allclose(res[0][1], res[1][1], rtol=1e-13, atol=1e-14)
+    mixed = np.where(ids % 2 == 1, ids - 6, ids)       # row k also written as k - 6
+    assert gradcheck(lambda w: fast.embedding(w, mixed), Tensor(weight, requires_grad=True))

@@ -1,13 +1,14 @@
 """Our GPT against Hugging Face's GPT2LMHeadModel (eager attention, gelu_new, no dropout) with
 the same weights: state-dict keys and layouts, logits, loss, every parameter's gradient, padding
-with an attention mask, and export back into transformers. No downloads: a tiny random model."""
+with an attention mask, and export back into transformers, each with the fast path off and on.
+No downloads: a tiny random model."""
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from tinygrad_gpt import GPT, GPTConfig  # noqa: E402
+from tinygrad_gpt import GPT, GPTConfig, fast  # noqa: E402
 
 V, T, C, L, H = 61, 16, 32, 3, 4
 
@@ -35,6 +36,13 @@ def ours_from(hf) -> GPT:
     model = GPT(GPTConfig(vocab_size=V, block_size=T, n_layer=L, n_head=H, n_embd=C))
     model.load_state_dict({k: v.detach().numpy() for k, v in hf.state_dict().items()})
     return model
+
+
+@pytest.fixture(autouse=True, params=[False, True], ids=["reference", "fast"])
+def fast_switch(request):
+    """Every test runs with the reference formulas and again with the fast kernels."""
+    with fast.enabled(request.param):
+        yield request.param
 
 
 @pytest.fixture(scope="module")

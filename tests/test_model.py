@@ -9,6 +9,7 @@ import pytest
 from tinygrad_gpt import GPT, GPTConfig, Tensor, optim
 from tinygrad_gpt.model import Block, init_loss
 from tinygrad_gpt.model.positions import apply_rope, rope_cos_sin, sinusoidal_table
+from tinygrad_gpt.model.sampling import sample
 
 V, T = 23, 12
 POS = ["learned", "sinusoidal", "rope", "none"]
@@ -247,11 +248,35 @@ def test_generate_argument_errors():
     with pytest.raises(ValueError, match=re.escape("generate: top_p must be in (0, 1], got 0")):
         model.generate(x, 2, top_p=0)
     with pytest.raises(ValueError, match=re.escape(
-            "generate: temperature must be >= 0, got -1")):
+            "generate: temperature must be a finite number >= 0, got -1")):
         model.generate(x, 2, temperature=-1)
     with pytest.raises(ValueError, match=re.escape(
             "generate: max_new_tokens must be an integer >= 0, got 1.5")):
         model.generate(x, 1.5)
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"temperature": float("nan")}, "generate: temperature must be a finite number >= 0, got nan"),
+    ({"temperature": float("inf")}, "generate: temperature must be a finite number >= 0, got inf"),
+    ({"temperature": "1"}, "generate: temperature must be a finite number >= 0, got '1'"),
+    ({"top_p": float("nan")}, "generate: top_p must be in (0, 1], got nan"),
+    ({"top_k": 2.5}, "generate: top_k must be in 1..23, got 2.5"),
+])
+def test_generate_refuses_nan_and_infinite_sampling_arguments(kw, message):
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        GPT(cfg()).generate(ids(1, 3), 2, **kw)
+
+
+@pytest.mark.parametrize("on", [False, True], ids=["reference", "fast"])
+@pytest.mark.parametrize("sampling", [{"top_k": 1}, {"temperature": 0.8, "seed": 0}])
+def test_generate_with_nan_logits_raises_instead_of_emitting_token_0(on, sampling):
+    from tinygrad_gpt import fast
+    model = GPT(cfg())
+    model.transformer.wte.weight.data[2, 5] = np.nan       # token 2's embedding is broken
+    message = ("generate: the model's logits hold NaN (batch row 0, token id 0); its weights "
+               "or activations are not finite, so no token can be sampled")
+    with fast.enabled(on), pytest.raises(FloatingPointError, match="^" + re.escape(message)):
+        model.generate(np.array([[1, 2, 3]]), 4, **sampling)
 
 
 # ---------------------------------------------------------------------------- generation
@@ -292,11 +317,11 @@ def test_generation_restores_training_mode_and_is_deterministic_per_seed():
 def test_top_k_and_top_p_only_sample_allowed_tokens():
     logits = np.log(np.array([[0.5, 0.3, 0.15, 0.05]]))
     rng = np.random.default_rng(0)
-    k2 = {int(GPT._sample(logits, 1.0, 2, None, rng)[0]) for _ in range(300)}
+    k2 = {int(sample(logits, 1.0, 2, None, rng)[0]) for _ in range(300)}
     assert k2 == {0, 1}
-    p = {int(GPT._sample(logits, 1.0, None, 0.7, rng)[0]) for _ in range(300)}
+    p = {int(sample(logits, 1.0, None, 0.7, rng)[0]) for _ in range(300)}
     assert p == {0, 1}                              # 0.5 < 0.7 needs the second token too
-    draws = [int(GPT._sample(logits, 1.0, None, None, rng)[0]) for _ in range(4000)]
+    draws = [int(sample(logits, 1.0, None, None, rng)[0]) for _ in range(4000)]
     freq = np.bincount(draws, minlength=4) / 4000
     np.testing.assert_allclose(freq, [0.5, 0.3, 0.15, 0.05], atol=0.03)
 

@@ -1,15 +1,18 @@
-"""The engine's second thread (split_halves) and OpenBLAS's spin setting (engine/threads.py):
+"""The fast kernels' second thread (split_halves) and OpenBLAS's spin setting (fast/threads.py):
 the split kernels give the same numbers as one thread, errors come back, and the BLAS
 settings a user made are left alone."""
 import os
+import subprocess
+import sys
 import threading
 import time
 
 import numpy as np
 import pytest
 
-from tinygrad_gpt import Tensor, blas_threads
-from tinygrad_gpt.engine import OPS, threads
+from tinygrad_gpt import Tensor, blas_threads, fast
+from tinygrad_gpt.engine import OPS
+from tinygrad_gpt.fast import kernels, threads
 
 
 @pytest.fixture
@@ -27,14 +30,14 @@ def forced_split(monkeypatch):
             names.append(threading.current_thread().name)
             fn(i, j)
         real(traced, n, size)
-    for module in ("ops", "fused"):
-        monkeypatch.setattr(f"tinygrad_gpt.engine.{module}.split_halves", spy)
+    monkeypatch.setattr(kernels, "split_halves", spy)
     return names
 
 
 def _run(op, arrays, g, **kw):
     """(outputs of forward, gradients of backward) of one primitive on numpy arrays."""
-    out, backward = OPS[op].fn(*arrays, **kw)
+    kernel = kernels.GELU if op == "gelu" else OPS[op]       # the fast gelu, not the formula
+    out, backward = kernel.fn(*arrays, **kw)
     return out.copy(), [None if x is None else np.array(x() if callable(x) else x)
                         for x in backward(g)]
 
@@ -65,7 +68,7 @@ def test_split_kernels_give_one_threads_numbers(rng, forced_split, monkeypatch, 
     g = rng.standard_normal(gshape, dtype=np.float32)
     out2, grads2 = _run(op, arrays, g, **kw)
     assert any(n.startswith("tinygrad_gpt-split") for n in forced_split), forced_split
-    monkeypatch.setattr(threads, "SPLIT", False)
+    monkeypatch.setattr(threads, "_cores", lambda: 1)       # one thread
     out1, grads1 = _run(op, arrays, g, **kw)
     np.testing.assert_array_equal(out2, out1)
     for a, b in zip(grads2, grads1):
@@ -83,7 +86,8 @@ def test_split_layer_norm_matches_torch(rng, forced_split):
     g = rng.standard_normal((6, 3, 10))
     xs, ws, bs = (Tensor(a, requires_grad=True) for a in (x, w, b))
     from tinygrad_gpt import functional as F
-    out = F.layer_norm(xs, ws, bs)
+    with fast.enabled():
+        out = F.layer_norm(xs, ws, bs)
     (out * Tensor(g)).sum().backward()
     xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
     ot = torch.nn.functional.layer_norm(xt, (10,), wt, bt)
@@ -134,9 +138,6 @@ def test_split_needs_two_blas_threads_two_cores_and_enough_work(monkeypatch):
     assert threads.split_ok(big) and not threads.split_ok(big - 1)
     monkeypatch.setattr(threads, "_cores", lambda: 1)
     assert not threads.split_ok(big)
-    monkeypatch.setattr(threads, "_cores", lambda: 2)
-    monkeypatch.setattr(threads, "SPLIT", False)
-    assert not threads.split_ok(big)
 
 
 def test_split_gives_blas_its_thread_count_back(monkeypatch):
@@ -155,23 +156,47 @@ def _spin_exponents() -> list:
             if hasattr(lib, "blas_thread_shutdown_") and hasattr(lib, "openblas_read_env")]
 
 
-def test_engine_import_shortened_openblas_spinning_and_left_the_environment_alone():
-    if not threads.SHORT_SPIN:
-        pytest.skip("OpenBLAS without the hooks, or the user chose the spin")
-    assert "OPENBLAS_THREAD_TIMEOUT" not in os.environ
-    assert threads.SPIN_EXPONENT in _spin_exponents()
+_SPIN_SCRIPT = """
+import os, sys
+import numpy as np
+import tinygrad_gpt
+from tinygrad_gpt import fast
+from tinygrad_gpt.fast import threads
+
+def exponents():
+    return [lib.openblas_thread_timeout() for lib in threads._openblas_libs()
+            if hasattr(lib, "blas_thread_shutdown_") and hasattr(lib, "openblas_read_env")]
+
+before = exponents()
+if not before:
+    print("no-hooks"); sys.exit(0)
+assert threads.SPIN_EXPONENT not in before, before        # import changed nothing
+applied = fast.tune_process()
+assert applied["short_blas_spin"] is True, applied
+assert threads.SPIN_EXPONENT in exponents() and "OPENBLAS_THREAD_TIMEOUT" not in os.environ
+threads._blas_count = lambda: 2
+with threads.long_blas_spin():
+    assert threads.DEFAULT_SPIN_EXPONENT in exponents()
+    a = np.ones((300, 300), np.float32)
+    assert (a @ a == 300).all()
+assert threads.SPIN_EXPONENT in exponents() and "OPENBLAS_THREAD_TIMEOUT" not in os.environ
+print("ok")
+"""
 
 
-def test_long_blas_spin_inside_and_the_short_one_back_after(monkeypatch):
-    if not threads.SHORT_SPIN:
-        pytest.skip("OpenBLAS without the hooks, or the user chose the spin")
-    monkeypatch.setattr(threads, "_blas_count", lambda: 2)
-    with threads.long_blas_spin():
-        assert threads.DEFAULT_SPIN_EXPONENT in _spin_exponents()
-        a = np.ones((300, 300), np.float32)
-        np.testing.assert_array_equal(a @ a, np.full((300, 300), 300, np.float32))
-    assert threads.SPIN_EXPONENT in _spin_exponents()
-    assert "OPENBLAS_THREAD_TIMEOUT" not in os.environ
+def test_tune_process_shortens_the_spin_and_long_blas_spin_puts_it_back_for_a_while():
+    """In a fresh process (the spin is process-wide): importing the package leaves OpenBLAS's
+    spin as it was, `fast.tune_process()` shortens it, `long_blas_spin` restores the default
+    inside and the short one after; the environment is left alone throughout."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_THREAD_TIMEOUT", "TINYGRAD_GPT_BLAS_SPIN")}
+    env.update(OPENBLAS_NUM_THREADS="2", OMP_NUM_THREADS="2")
+    res = subprocess.run([sys.executable, "-c", _SPIN_SCRIPT], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    if res.stdout.strip() == "no-hooks":
+        pytest.skip("OpenBLAS without the spin hooks")
+    assert res.stdout.strip() == "ok"
 
 
 def test_a_users_openblas_thread_timeout_is_respected(monkeypatch):
@@ -257,16 +282,17 @@ def test_generate_asks_for_the_long_spin_only_when_it_recomputes_every_step(
     import contextlib
 
     from tinygrad_gpt import GPT, GPTConfig
-    from tinygrad_gpt.model import gpt as gpt_mod
+    from tinygrad_gpt.fast import decode
     calls = []
 
     @contextlib.contextmanager
     def spy():
         calls.append("enter")
         yield
-    monkeypatch.setattr(gpt_mod, "long_blas_spin", spy)
+    monkeypatch.setattr(decode, "long_blas_spin", spy)
     model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8))
-    out = model.generate(np.zeros((1, 2), dtype=np.int64), new_tokens, top_k=1,
-                         use_cache=use_cache)
+    with fast.enabled():                  # the spin belongs to the fast decode path
+        out = model.generate(np.zeros((1, 2), dtype=np.int64), new_tokens, top_k=1,
+                             use_cache=use_cache)
     assert out.shape == (1, 2 + new_tokens)
     assert len(calls) == entered        # once at most: 2 + 6 tokens fit the block of 8

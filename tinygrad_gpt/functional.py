@@ -1,10 +1,12 @@
 """Neural-network functions on Tensors: cross_entropy, layer_norm, gelu, softmax, dropout,
-embedding. Each has a fused primitive for speed and an unfused composition for teaching."""
+embedding, as compositions of the engine's primitives; under `fast.enable()` layer_norm and
+cross_entropy run as one fused node, embedding with a faster backward."""
 from __future__ import annotations
 
 import numpy as np
 
-from .engine import Tensor, apply
+from . import fast
+from .engine import Tensor
 
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
@@ -25,10 +27,9 @@ def relu(x: Tensor) -> Tensor:
 
 
 def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None,
-               eps: float = 1e-5, axis: int = -1, fused: bool = True) -> Tensor:
+               eps: float = 1e-5, axis: int = -1) -> Tensor:
     """Normalize to zero mean and unit variance over `axis` (features: -1), then scale and
-    shift. `axis=0` is mistake 5 (statistics across the batch); it always takes the unfused
-    path, as does `fused=False`."""
+    shift. `axis=0` is mistake 5 (statistics across the batch): never the fused kernel."""
     c = x.shape[-1]
     if weight is not None and weight.shape != (c,):
         raise ValueError(f"layer_norm: weight has shape {weight.shape}, expected ({c},) for "
@@ -40,8 +41,9 @@ def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = No
         if t is not None and t.dtype != x.dtype:
             raise TypeError(f"layer_norm: {what} has dtype {t.dtype}, input has {x.dtype}; cast "
                             "one with .astype() (the engine never upcasts float32 silently)")
-    if fused and axis in (-1, x.ndim - 1) and weight is not None and bias is not None:
-        return apply("layer_norm", x, weight, bias, eps=eps)
+    if fast.is_enabled() and axis in (-1, x.ndim - 1) and weight is not None and \
+            bias is not None:
+        return fast.layer_norm(x, weight, bias, eps)
     mu = x.mean(axis=axis, keepdims=True)
     xc = x - mu
     var = (xc * xc).mean(axis=axis, keepdims=True)
@@ -53,8 +55,7 @@ def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = No
     return out
 
 
-def cross_entropy(logits: Tensor, targets, ignore_index: int = -100,
-                  fused: bool = True) -> Tensor:
+def cross_entropy(logits: Tensor, targets, ignore_index: int = -100) -> Tensor:
     """Mean negative log-likelihood of integer `targets` under `logits`, over targets that are
     not `ignore_index`. Logits (N, V) with targets (N,), or (B, T, V) with (B, T). When every
     target is ignored the loss is 0 (PyTorch gives NaN)."""
@@ -73,8 +74,8 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int = -100,
                          f"{ignore_index})")
     flat = logits.reshape(-1, v) if logits.ndim == 3 else logits
     tflat = t.reshape(-1).astype(np.int64)
-    if fused:
-        return apply("cross_entropy", flat, Tensor(tflat), ignore_index=ignore_index)
+    if fast.is_enabled():
+        return fast.cross_entropy(flat, tflat, ignore_index)
     keep = tflat != ignore_index
     logp = flat.log_softmax(-1)
     picked = logp[np.arange(len(tflat)), np.where(keep, tflat, 0)]
@@ -106,6 +107,8 @@ def embedding(weight: Tensor, ids) -> Tensor:
         bad = int(idx.min()) if idx.min() < 0 else int(idx.max())
         raise IndexError(f"embedding: id {bad} is out of range for {n} rows "
                          f"(allowed 0..{n - 1})")
+    if fast.is_enabled() and idx.ndim:
+        return fast.embedding(weight, idx)
     return weight[idx]
 
 

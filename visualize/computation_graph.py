@@ -58,7 +58,8 @@ def main() -> None:
     args = ap.parse_args()
     out = Path(args.out + ("_gpt" if args.gpt and args.out == ap.get_default("out") else ""))
     out.mkdir(parents=True, exist_ok=True)
-    loss = gpt_loss(args.layers, args.seed) if args.gpt else mlp_loss(args.seed)
+    with tg.fast.enabled():                           # fused ops: one node per linear, loss
+        loss = gpt_loss(args.layers, args.seed) if args.gpt else mlp_loss(args.seed)
     with tg.record_gradients():                       # keep the graph and gradient statistics
         loss.backward()
     graph = trace(loss)

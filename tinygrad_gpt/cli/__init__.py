@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"tinygrad-gpt {argv[0]}", description=help_text)
     module.add_arguments(parser)
     args = parser.parse_args(argv[1:])
-    return int(module.run(args) or 0)
+    from .. import fast        # the command line runs the fast kernels in a tuned process
+    fast.tune_process()
+    with fast.enabled():
+        return int(module.run(args) or 0)
 
 

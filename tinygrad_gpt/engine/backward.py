@@ -1,5 +1,6 @@
-"""The backward driver: iterative topological order, one `unbroadcast`, the shape invariant,
-hooks, leaf accumulation, gradient recording for pictures, and release of the graph."""
+"""The one graph walk (iterative post-order) and the backward driver on it: one `unbroadcast`,
+the shape invariant, hooks, leaf accumulation, release of the graph. Anomaly checks and
+gradient recording watch the walk as observers (`state.observe`)."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
@@ -7,7 +8,6 @@ from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 import numpy as np
 
 from .state import STATE
-from . import anomaly
 
 if TYPE_CHECKING:  # pragma: no cover
     from .tensor import Tensor
@@ -27,19 +27,6 @@ def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
     if ones:
         g = g.sum(axis=ones, keepdims=True)
     return g
-
-
-def grad_stats(g: np.ndarray) -> dict:
-    """Numbers the pictures show for one gradient: L2 norm, max |g|, share of exact zeros."""
-    finite = bool(np.isfinite(g).all())
-    a = np.abs(g)
-    return {
-        "norm": float(np.sqrt(np.sum(a.astype(np.float64) ** 2))) if finite else float("nan"),
-        "max": float(a.max()) if a.size else 0.0,
-        "zero_frac": float(np.mean(a == 0)) if a.size else 1.0,
-        "finite": finite,
-        "size": int(g.size),
-    }
 
 
 class _Freed:
@@ -90,63 +77,67 @@ def topological_order(root: "Tensor") -> list:
 
 
 def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool = False) -> None:
-    recording = STATE.recording > 0
-    keep = retain_graph or recording
+    """Push `grad` from root to every leaf, parents after all their children (reverse
+    topological order), summing the gradients that meet at a tensor."""
+    observers = tuple(STATE.observers)
+    keep = retain_graph or any(o.keeps_graph for o in observers)
     grads: dict = {id(root): grad}
     for node in reversed(topological_order(root)):
         g = grads.pop(id(node), None)
         if g is None:
             continue
-        if node._hooks:
-            for hook in node._hooks:
-                r = hook(g)
-                if r is not None:
-                    r = np.asarray(r)
-                    if r.shape != node.data.shape:
-                        raise RuntimeError(
-                            f"hook on {node._describe()}: returned gradient of shape {r.shape}, "
-                            f"expected {node.data.shape}")
-                    g = r
-        if recording:
-            node.grad_stats = grad_stats(g)
-        bw = node._backward
-        if bw is None:  # leaf: accumulate across backward calls, like PyTorch
+        g = _run_hooks(node, g)
+        for o in observers:
+            o.node(node, g)
+        if node._backward is None:  # leaf: accumulate across backward calls, like PyTorch
             if node.grad is None:
                 node.grad = np.array(g, dtype=node.data.dtype)
             else:
                 node.grad += g
             continue
-        if bw is FREED:
+        if node._backward is FREED:
             raise RuntimeError(
                 f"backward: the graph behind {node._describe()} was freed by an earlier "
                 "backward(); call backward(retain_graph=True) the first time to go through it "
                 "twice")
         if node._retain:
             node.grad = np.array(g) if node.grad is None else node.grad + g
-        parent_grads = bw(g)
-        parents = node._parents
-        if recording:
-            node.edge_grad_stats = [None] * len(parents)
-        for i, (p, pg) in enumerate(zip(parents, parent_grads)):
+        for i, (p, pg) in enumerate(zip(node._parents, node._backward(g))):
             if pg is None or not p.requires_grad:
                 continue
-            if callable(pg):  # a lazy gradient (see ops.py): computed only when needed
-                pg = pg()
-            if pg.shape != p.data.shape:
-                pg = unbroadcast(pg, p.data.shape)
-                if pg.shape != p.data.shape:
-                    raise RuntimeError(
-                        f"{node._op}: backward produced a gradient of shape {pg.shape} for an "
-                        f"input of shape {p.data.shape}")
-            if pg.dtype != p.data.dtype:
-                pg = pg.astype(p.data.dtype)
-            if STATE.anomaly:
-                anomaly.check_backward(node, i, pg)
-            if recording:
-                node.edge_grad_stats[i] = grad_stats(pg)
-            key = id(p)
-            prev = grads.get(key)
-            grads[key] = pg if prev is None else prev + pg
+            pg = _input_grad(node, p, pg)
+            for o in observers:
+                o.edge(node, i, pg)
+            prev = grads.get(id(p))
+            grads[id(p)] = pg if prev is None else prev + pg
         if not keep:
             node._backward = FREED
             node._parents = ()
+
+
+def _run_hooks(node: "Tensor", g: np.ndarray) -> np.ndarray:
+    """Each hook sees the gradient; a non-None return replaces it."""
+    for hook in node._hooks or ():
+        r = hook(g)
+        if r is not None:
+            r = np.asarray(r)
+            if r.shape != node.data.shape:
+                raise RuntimeError(
+                    f"hook on {node._describe()}: returned gradient of shape {r.shape}, "
+                    f"expected {node.data.shape}")
+            g = r
+    return g
+
+
+def _input_grad(node: "Tensor", p: "Tensor", pg) -> np.ndarray:
+    """An op's gradient for its input p, made exact: computed if lazy (see ops.py),
+    unbroadcast to p's shape (the invariant every edge must meet) and in p's dtype."""
+    if callable(pg):
+        pg = pg()
+    if pg.shape != p.data.shape:
+        pg = unbroadcast(pg, p.data.shape)
+        if pg.shape != p.data.shape:
+            raise RuntimeError(
+                f"{node._op}: backward produced a gradient of shape {pg.shape} for an "
+                f"input of shape {p.data.shape}")
+    return pg if pg.dtype == p.data.dtype else pg.astype(p.data.dtype)

@@ -1,20 +1,26 @@
-"""Global switches the engine reads while building graphs: grad mode, name scopes, anomaly
-mode and gradient recording. Each is a context manager; all state lives in one object."""
+"""Global switches the engine reads while building graphs: grad mode, name scopes and the
+observers of the graph (anomaly mode, gradient recording). Each is a context manager; all state
+lives in one object."""
 from __future__ import annotations
 
 import contextlib
 from typing import Iterator
 
+from .anomaly import AnomalyCheck
+from .recording import GradientRecorder
+
 
 class _State:
-    __slots__ = ("grad_enabled", "scopes", "scope", "anomaly", "recording")
+    __slots__ = ("grad_enabled", "scopes", "scope", "observers")
 
     def __init__(self) -> None:
         self.grad_enabled = True
         self.scopes: list[str] = []
         self.scope = ""          # "h.3.attn": the joined scopes, cached for op creation
-        self.anomaly = False
-        self.recording = 0       # >0 inside record_gradients()
+        # Watchers of the graph, called by `apply` and the backward walk: each has
+        # forward(tensor) after an op made `tensor`, node(tensor, grad) when a tensor's gradient
+        # is complete, edge(tensor, i, grad) for the gradient of its input i, and keeps_graph
+        self.observers: list = []
 
 
 STATE = _State()
@@ -62,23 +68,22 @@ def name_scope(name: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def detect_anomaly() -> Iterator[None]:
-    """Raise at the first NaN/Inf produced by an op in forward or backward, naming the op and
-    the line of user code that created it (like torch.autograd.detect_anomaly)."""
-    prev = STATE.anomaly
-    STATE.anomaly = True
+def observe(observer) -> Iterator[None]:
+    """`observer` watches every op made and every backward walk inside (see `_State`)."""
+    STATE.observers.append(observer)
     try:
         yield
     finally:
-        STATE.anomaly = prev
+        STATE.observers.remove(observer)
 
 
-@contextlib.contextmanager
-def record_gradients() -> Iterator[None]:
+def detect_anomaly() -> contextlib.AbstractContextManager:
+    """Raise at the first NaN/Inf produced by an op in forward or backward, naming the op, its
+    name scope and the line of user code that created it (like torch.autograd.detect_anomaly)."""
+    return observe(AnomalyCheck())
+
+
+def record_gradients() -> contextlib.AbstractContextManager:
     """Inside, `backward` keeps the graph and stores gradient statistics on every node and edge
     (`Tensor.grad_stats`, `Tensor.edge_grad_stats`): what `viz.trace` draws."""
-    STATE.recording += 1
-    try:
-        yield
-    finally:
-        STATE.recording -= 1
+    return observe(GradientRecorder())

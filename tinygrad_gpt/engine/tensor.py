@@ -7,7 +7,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from . import anomaly, ops
+from . import ops
 from .backward import run_backward
 from .state import STATE
 
@@ -661,9 +661,11 @@ def _show_index(index) -> str:
     return "[" + ", ".join(out) + "]"
 
 
-def apply(name: str, *inputs: Tensor, **attrs) -> Tensor:
-    """Run primitive `name` on the inputs' arrays and link the output into the graph."""
-    opdef = ops.OPS[name]
+def apply(op: str | ops.OpDef, /, *inputs: Tensor, **attrs) -> Tensor:
+    """Run primitive `op` (a name in `ops.OPS`, or an `OpDef` such as a fast kernel) on the
+    inputs' arrays and link the output into the graph."""
+    opdef = ops.OPS[op] if isinstance(op, str) else op
+    name = opdef.name
     try:
         out, bw = opdef.fn(*[t.data for t in inputs], **attrs)
     except (ValueError, IndexError, TypeError) as e:
@@ -692,9 +694,8 @@ def apply(name: str, *inputs: Tensor, **attrs) -> Tensor:
                 if p._parents:
                     t._parents = inputs
                     break
-    if STATE.anomaly:
-        t._site = anomaly.creation_site()
-        anomaly.check_forward(name, out, t._site)
+    for observer in STATE.observers:
+        observer.forward(t)
     return t
 
 

@@ -1,11 +1,15 @@
 """The opt-in fast path: fused kernels with hand-written backward, a second thread for
-elementwise work, and process tuning (allocator, BLAS spin). Off unless switched on:
-`fast.enable()`, or `with fast.enabled(): ...`; `fast.tune_process()` changes the host process
-(only the command line and the benchmarks call it). Nothing happens at import."""
+elementwise work, generation's no-graph decode, and process tuning (allocator, BLAS spin). Off
+unless switched on: `fast.enable()`, or `with fast.enabled(): ...`; `fast.tune_process()` changes
+the host process (only the command line and the benchmarks call it). Nothing happens at import."""
 from __future__ import annotations
 
 import contextlib
 from typing import Iterator
+
+from . import kernels
+from .kernels import attention, cross_entropy, embedding, gelu, layer_norm, linear
+from .threads import blas_threads
 
 _ON = False
 
@@ -37,9 +41,13 @@ def enabled(on: bool = True) -> Iterator[None]:
 
 
 def tune_process() -> dict:
-    """Process-wide tuning for long runs (glibc malloc thresholds, OpenBLAS's idle spin);
-    returns what was applied. Never called at import."""
-    return {}
+    """Process-wide tuning for long runs: glibc's malloc thresholds raised (`malloc.tune`) and
+    OpenBLAS's idle workers spinning 2^4 instead of 2^28 cycles (`threads.short_blas_spin`).
+    Returns what was applied, e.g. {"malloc": True, "short_blas_spin": True}. Never called at
+    import; call it before starting threads that use BLAS."""
+    from . import malloc, threads
+    return {"malloc": malloc.tune(), "short_blas_spin": threads.short_blas_spin()}
 
 
-__all__ = ["is_enabled", "enable", "disable", "enabled", "tune_process"]
+__all__ = ["is_enabled", "enable", "disable", "enabled", "tune_process", "blas_threads",
+           "kernels", "gelu", "linear", "layer_norm", "attention", "cross_entropy", "embedding"]

@@ -14,7 +14,7 @@ import numpy as np
 from .. import optim
 from ..data import get_batch, load_corpus, train_val_split
 from ..engine import no_grad, record_gradients
-from ..engine.threads import blas_threads  # noqa: F401  (re-exported for the lab)
+from ..fast.threads import blas_threads  # noqa: F401  (re-exported for the lab)
 from ..model import GPT, GPTConfig
 from ..model.stats import block_grad_norms
 from ..progress import Progress

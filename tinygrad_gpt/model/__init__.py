@@ -3,7 +3,7 @@ from .attention import CausalSelfAttention, attend
 from .block import MLP, Block
 from .config import GPTConfig
 from .gpt import GPT, init_loss
-from .kv_cache import KVCache
+from .kv_cache import Context, KVCache
 
 __all__ = ["GPT", "GPTConfig", "Block", "MLP", "CausalSelfAttention", "attend", "KVCache",
-           "init_loss"]
+           "Context", "init_loss"]

@@ -1,20 +1,19 @@
 """Causal multi-head self-attention with an optional padding mask, rotary positions and a KV
 cache. A query that may attend to no key at all (a fully padded row) gets zeros, never NaN.
-Training runs the fused `attention` primitive (one graph node, hand-written backward); set
-`FUSED = False` for the composite of primitives, which shows every step in the graph."""
+The reference is a composite of primitives (every step a node in the graph); under
+`fast.enable()` the plain case runs as one fused `attention` node with a hand-written backward."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
 
-from ..engine import Tensor, apply, name_scope
+from .. import fast
+from ..engine import Tensor, name_scope
 from ..nn import Dropout, Linear, Module
 from .config import GPTConfig
 from .kv_cache import KVCache
 from .positions import apply_rope
-
-FUSED = True  # False: attention as a composite of primitives (teaching, tests compare the two)
 
 
 def attend(q: Tensor, k: Tensor, v: Tensor, allowed: np.ndarray | None,
@@ -53,23 +52,26 @@ class CausalSelfAttention(Module):
                 cache: KVCache | None = None) -> Tensor:
         b, t, c = x.shape
         nh, hs = self.n_head, self.head_size
-        qkv = self.c_attn(x)                                         # (B, T, 3C)
-        if FUSED and allowed is not None and rope is None and cache is None and \
+        with name_scope("c_attn"):
+            qkv = self.c_attn(x)                                     # (B, T, 3C)
+        if fast.is_enabled() and allowed is not None and rope is None and cache is None and \
                 not self.keep_attention and (self.attn_dropout.p == 0 or not self.training):
-            y = apply("attention", qkv, Tensor(allowed), n_head=nh)     # (B, T, C)
-            return self.resid_dropout(self.c_proj(y))
-        q = qkv[:, :, :c].reshape(b, t, nh, hs).transpose(1, 2)      # (B, nh, T, hs)
-        k = qkv[:, :, c:2 * c].reshape(b, t, nh, hs).transpose(1, 2)
-        v = qkv[:, :, 2 * c:].reshape(b, t, nh, hs).transpose(1, 2)
-        if rope is not None:
-            with name_scope("rope"):
-                q = apply_rope(q, *rope)
-                k = apply_rope(k, *rope)
-        if cache is not None:
-            kc, vc = cache.append(k.data, v.data)
-            k, v = Tensor(kc), Tensor(vc)
-        y, att = attend(q, k, v, allowed, self.attn_dropout)
-        if self.keep_attention:
-            self.last_attention = att.data.copy()
-        y = y.transpose(1, 2).reshape(b, t, c)                       # (B, T, C)
-        return self.resid_dropout(self.c_proj(y))
+            y = fast.attention(qkv, allowed, nh)                      # (B, T, C), one node
+        else:
+            q = qkv[:, :, :c].reshape(b, t, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+            k = qkv[:, :, c:2 * c].reshape(b, t, nh, hs).transpose(1, 2)
+            v = qkv[:, :, 2 * c:].reshape(b, t, nh, hs).transpose(1, 2)
+            if rope is not None:
+                with name_scope("rope"):
+                    q = apply_rope(q, *rope)
+                    k = apply_rope(k, *rope)
+            if cache is not None:
+                kc, vc = cache.append(k.data, v.data)
+                k, v = Tensor(kc), Tensor(vc)
+            y, att = attend(q, k, v, allowed, self.attn_dropout)
+            if self.keep_attention:
+                self.last_attention = att.data.copy()
+            y = y.transpose(1, 2).reshape(b, t, c)                   # (B, T, C)
+        with name_scope("c_proj"):
+            y = self.c_proj(y)
+        return self.resid_dropout(y)

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from .. import fast
 from ..engine import Tensor, name_scope
 from ..nn import Dropout, LayerNorm, Linear, Module
 from .attention import CausalSelfAttention
@@ -22,7 +23,12 @@ class MLP(Module):
         self.dropout = Dropout(config.dropout, rng)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.dropout(self.c_proj(self.c_fc(x).gelu()))
+        with name_scope("c_fc"):
+            h = self.c_fc(x)
+        h = fast.gelu(h) if fast.is_enabled() else h.gelu()      # the same formula, in place
+        with name_scope("c_proj"):
+            h = self.c_proj(h)
+        return self.dropout(h)
 
 
 class Block(Module):

@@ -4,21 +4,22 @@ cached generation."""
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 from typing import Any
 
 import numpy as np
 
+from .. import fast
 from .. import functional as F
 from ..engine import Tensor, name_scope, no_grad
-from ..engine.threads import long_blas_spin
-from ..nn import Dropout, Embedding, LayerNorm, Module, ModuleList, Parameter
-from . import decode
-from .block import Block
+from ..fast import decode as fast_decode
+from ..nn import Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, Parameter
+from .attention import CausalSelfAttention
+from .block import MLP, Block
 from .config import GPTConfig
-from .kv_cache import KVCache
+from .kv_cache import Context
 from .positions import rope_cos_sin, sinusoidal_table
+from .sampling import check_sampling, sample
 
 IGNORE_INDEX = -100
 
@@ -185,77 +186,37 @@ class GPT(Module):
         """Prompt (B, T) plus `max_new_tokens` sampled tokens. top_k=1 (or temperature=0) is
         greedy. Learned positions see the last block_size tokens; sinusoidal, RoPE and no
         positions see the whole sequence. The cache gives the same tokens as recomputing."""
-        cfg = self.config
         ids = self._check_ids(idx)
-        if not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 0:
-            raise ValueError(f"generate: max_new_tokens must be an integer >= 0, got "
-                             f"{max_new_tokens!r}")
-        if temperature < 0:
-            raise ValueError(f"generate: temperature must be >= 0, got {temperature}")
-        if top_k is not None and not 1 <= top_k <= cfg.vocab_size:
-            raise ValueError(f"generate: top_k must be in 1..{cfg.vocab_size}, got {top_k}")
-        if top_p is not None and not 0.0 < top_p <= 1.0:
-            raise ValueError(f"generate: top_p must be in (0, 1], got {top_p}")
-        learned = cfg.pos_encoding == "learned"
+        check_sampling(max_new_tokens, temperature, top_k, top_p, self.config.vocab_size)
         rng = np.random.default_rng(seed)
         was_training = self.training
         self.eval()
-        out = [ids]
-        total = ids.shape[1]
-        run = self.forward_positions
-        if decode.supported(self):  # numpy only: generation is per-op overhead bound
-            run = functools.partial(decode.forward, self)
         try:
-            with no_grad(), contextlib.ExitStack() as spin:
-                caches, spinning = None, False
-                for step in range(max_new_tokens):
-                    seq = np.concatenate(out, axis=1) if len(out) > 1 else out[0]
-                    refill = learned and total > cfg.block_size  # window slid: positions moved
-                    if use_cache and caches is not None and not refill:
-                        pos = np.array([total - 1])
-                        logits = run(seq[:, -1:], pos, None, caches, last_only=True)
-                    else:
-                        if step and not spinning:  # a recompute every step: small GEMMs
-                            spin.enter_context(long_blas_spin())
-                            spinning = True
-                        window = seq[:, -cfg.block_size:] if learned else seq
-                        t = window.shape[1]
-                        allowed = np.tril(np.ones((t, t), dtype=bool))[None, None]
-                        # once the window slides every later step refills too: a cache filled
-                        # now would never be read, so none is built
-                        caches = None
-                        if use_cache and not refill:
-                            cap = cfg.block_size if learned else total + max_new_tokens - step
-                            caches = [KVCache(cap, cfg.kv_cache_update)
-                                      for _ in range(cfg.n_layer)]
-                        logits = run(window, np.arange(t), allowed, caches, last_only=True)
-                    nxt = self._sample(logits.data[:, -1, :], temperature, top_k, top_p, rng)
-                    out.append(nxt[:, None])
-                    total += 1
+            with no_grad(), self._generation_forward() as forward:
+                context = Context(self.config, use_cache, ids.shape[1] + max_new_tokens)
+                for _ in range(max_new_tokens):
+                    logits = context.next_logits(forward, ids)                # (B, V)
+                    nxt = sample(logits, temperature, top_k, top_p, rng)
+                    ids = np.concatenate([ids, nxt[:, None]], axis=1)
         finally:
             self.train(was_training)
-        return np.concatenate(out, axis=1)
+        return ids
 
-    @staticmethod
-    def _sample(logits: np.ndarray, temperature: float, top_k, top_p, rng) -> np.ndarray:
-        if temperature == 0 or top_k == 1:
-            return np.argmax(logits, axis=-1)
-        z = logits.astype(np.float64) / temperature
-        if top_k is not None and top_k < z.shape[-1]:
-            kth = np.sort(z, axis=-1)[:, -top_k][:, None]
-            z = np.where(z < kth, -np.inf, z)
-        p = np.exp(z - z.max(axis=-1, keepdims=True))
-        p /= p.sum(axis=-1, keepdims=True)
-        if top_p is not None and top_p < 1.0:
-            order = np.argsort(-p, axis=-1)
-            sorted_p = np.take_along_axis(p, order, axis=-1)
-            keep_sorted = np.cumsum(sorted_p, axis=-1) - sorted_p < top_p
-            keep = np.zeros_like(keep_sorted)
-            np.put_along_axis(keep, order, keep_sorted, axis=-1)
-            p = np.where(keep, p, 0.0)
-            p /= p.sum(axis=-1, keepdims=True)
-        u = rng.random((p.shape[0], 1))
-        return np.minimum((np.cumsum(p, axis=-1) < u).sum(axis=-1), p.shape[-1] - 1)
+    def _generation_forward(self) -> contextlib.AbstractContextManager:
+        """The forward generate runs: with fast on, the no-graph numpy decode where it
+        reproduces this model exactly (it fails closed), else the reference forward."""
+        if fast.is_enabled() and self._numpy_decode_reproduces():
+            return fast_decode.session(self)
+        return contextlib.nullcontext(self.forward_positions)
+
+    def _numpy_decode_reproduces(self) -> bool:
+        """The config's fields and values are in `fast.decode.REPRODUCED`, the public hooks and
+        every submodule are this package's own, and no attention map is being recorded."""
+        hooks = ("check_length", "position_vectors", "forward_positions")
+        return (fast_decode.reproduces(self.config)
+                and all(getattr(type(self), h) is getattr(GPT, h) for h in hooks)
+                and all(type(m) in _DECODED for _, m in self.named_modules() if m is not self)
+                and not any(b.attn.keep_attention for b in self.transformer.h))
 
     # ------------------------------------------------------------------ inspection
     def record_attention(self, on: bool = True) -> None:
@@ -293,6 +254,12 @@ class GPT(Module):
 
     def __repr__(self) -> str:
         return f"GPT({self.config}, parameters={self.num_parameters():,})"
+
+
+# the modules fast.decode reads the weights of; any other (a subclass, a replaced layer) falls
+# back to the reference forward
+_DECODED = (Transformer, LMHead, ModuleList, Block, MLP, CausalSelfAttention, Linear, LayerNorm,
+            Embedding, Dropout)
 
 
 def init_loss(vocab_size: int) -> float:

@@ -31,3 +31,36 @@ class KVCache:
         self.v[:, :, self.length:self.length + t] = v
         self.length += t
         return self.k[:, :, :self.length], self.v[:, :, :self.length]
+
+
+class Context:
+    """What each step of generation feeds the forward: with a cache, only the newest token;
+    else the window (learned positions see the last block_size tokens, and once the window
+    slides every position moves, so it is recomputed each step; other positions see all)."""
+
+    def __init__(self, config, use_cache: bool, final_length: int):
+        self.config, self.use_cache, self.final_length = config, use_cache, final_length
+        self.caches: list | None = None
+
+    def next_logits(self, forward, seq: np.ndarray) -> np.ndarray:
+        """Logits (B, V) for the token after `seq` (B, T), from `forward` with
+        `GPT.forward_positions`'s arguments."""
+        cfg = self.config
+        learned = cfg.pos_encoding == "learned"
+        total = seq.shape[1]
+        refill = learned and total > cfg.block_size   # the window slid: positions moved
+        if self.use_cache and self.caches is not None and not refill:
+            logits = forward(seq[:, -1:], np.array([total - 1]), None, self.caches,
+                             last_only=True)
+            return logits.data[:, -1, :]
+        window = seq[:, -cfg.block_size:] if learned else seq
+        t = window.shape[1]
+        allowed = np.tril(np.ones((t, t), dtype=bool))[None, None]     # (1, 1, T, T)
+        # once the window slides every later step refills too: a cache filled now would never
+        # be read, so none is built
+        self.caches = None
+        if self.use_cache and not refill:
+            cap = cfg.block_size if learned else self.final_length
+            self.caches = [KVCache(cap, cfg.kv_cache_update) for _ in range(cfg.n_layer)]
+        logits = forward(window, np.arange(t), allowed, self.caches, last_only=True)
+        return logits.data[:, -1, :]

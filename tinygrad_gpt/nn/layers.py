@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import fast
 from .. import functional as F
-from ..engine import Tensor, apply
+from ..engine import Tensor
 from .module import Module, Parameter
-
-FUSED = True  # Linear as the fused `linear` primitive; False: matmul then add (tests compare)
 
 
 def _rng(rng: np.random.Generator | None) -> np.random.Generator:
@@ -33,8 +32,8 @@ class Linear(Module):
         if x.shape[-1] != self.in_features:
             raise ValueError(f"Linear: input of shape {x.shape} has {x.shape[-1]} features, "
                              f"expected {self.in_features}")
-        if FUSED and self.bias is not None and x.dtype == self.weight.dtype:
-            return apply("linear", x, self.weight, self.bias)    # one node, one GEMM
+        if fast.is_enabled() and self.bias is not None and x.dtype == self.weight.dtype:
+            return fast.linear(x, self.weight, self.bias)         # one node, one GEMM
         y = x @ self.weight
         return y + self.bias if self.bias is not None else y
 

@@ -1,12 +1,13 @@
-"""numpy's BLAS thread pool and the engine's second thread.
+"""numpy's BLAS thread pool and the fast kernels' second thread; nothing here runs at import.
 
 - `blas_threads(n)`: limit the pool. On small matrices a second thread only spins, and on a busy
   2-core machine it made a tiny training step 10-40x slower (measured in the lab and the
   trainer).
 - `split_halves`: numpy runs elementwise work on one core; the kernels heavy in it (GELU,
   LayerNorm, attention) give half their rows to a helper thread when BLAS was given two threads.
-- `short_blas_spin`, at engine import: OpenBLAS's idle workers spin about 0.1 s after every
-  parallel GEMM before they sleep, holding the second core the helper needs. Measured on the
+- `short_blas_spin`, from `fast.tune_process()` (never at import): OpenBLAS's idle workers
+  spin about 0.1 s after every parallel GEMM before they sleep, holding the second core the
+  helper needs. Measured on the
   small training step (2 cores, interleaved): split alone 0.98x the time, split with short
   spinning 0.82-0.85x. It also tames a busy host: with the other core taken by another process,
   a two-thread step of the shakespeare example's quick model took 57 ms with the long spin and
@@ -20,7 +21,6 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator
 
-SPLIT = True   # False: the elementwise-heavy kernels stay on the calling thread
 SPIN_EXPONENT = 4    # OpenBLAS's idle workers sleep after 2**SPIN_EXPONENT cycles (its minimum)
 MIN_SPLIT = 1 << 18  # elements below which a split costs more than the hand-off saves
 
@@ -107,10 +107,10 @@ def _cores() -> int:
 
 
 def split_ok(size: int) -> bool:
-    """A kernel on `size` elements may use a second thread: splitting is on, the process has two
-    cores, BLAS was given two threads (so a caller who limited it to one keeps one core), and
+    """A kernel on `size` elements may use a second thread: the process has two cores, BLAS was
+    given two threads (so a caller who limited it to one keeps one core), and
     the work is big enough. Never from the helper thread itself."""
-    return (SPLIT and size >= MIN_SPLIT and _cores() >= 2 and _blas_count() >= 2
+    return (size >= MIN_SPLIT and _cores() >= 2 and _blas_count() >= 2
             and not threading.current_thread().name.startswith(_HELPER))
 
 
@@ -167,7 +167,7 @@ def _one_blas_thread(enter: bool) -> None:
 DEFAULT_SPIN_EXPONENT = 28   # OpenBLAS's own default
 
 
-_spun: list = []    # the OpenBLAS libraries whose spin the engine shortened
+_spun: list = []    # the OpenBLAS libraries whose spin short_blas_spin shortened
 
 
 def short_blas_spin(exponent: int = SPIN_EXPONENT) -> bool:
@@ -186,7 +186,7 @@ def _set_spin(exponent: int, libs: list) -> list:
     """OpenBLAS reads OPENBLAS_THREAD_TIMEOUT once, when its pool starts: set the variable for
     the call, have OpenBLAS read it again and stop the pool (it restarts at the next parallel
     call, about 0.2 ms); the environment is left as it was. Not while another thread is inside
-    BLAS: the engine calls it at import and around `GPT.generate`. Returns the libraries that
+    BLAS: `fast.tune_process()` and generation's decode session call it. Returns the libraries that
     have the hooks (the others, OpenMP builds or older ones, are left alone)."""
     import ctypes
     applied = []
@@ -222,14 +222,12 @@ def long_blas_spin() -> Iterator[None]:
     engine did not shorten the spin, and when another thread could be inside BLAS (stopping
     the pool under a running GEMM could hang it): only the main thread changes it, and only
     while every other thread is the engine's helper or a daemon (Jupyter's own threads)."""
-    if not SHORT_SPIN or _blas_count() < 2 or not _alone():
+    if not _spun or _blas_count() < 2 or not _alone():
         yield
         return
-    _set_spin(DEFAULT_SPIN_EXPONENT, _spun)   # the libraries found at import: no new scan
+    _set_spin(DEFAULT_SPIN_EXPONENT, _spun)   # the libraries short_blas_spin found: no new scan
     try:
         yield
     finally:
         _set_spin(SPIN_EXPONENT, _spun)
 
-
-SHORT_SPIN = short_blas_spin()

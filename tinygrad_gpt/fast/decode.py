@@ -1,0 +1,144 @@
+"""Generation's forward on raw numpy arrays: no graph, no Tensor per op, the fast kernels
+reused. Generation's cost is per-op overhead (one token at a time), so this path keeps only the
+numpy work. It fails closed: `GPT.generate` uses it only for the `GPTConfig` values listed in
+`REPRODUCED` (a field missing from the table is never reproduced) and models it can read."""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from typing import TYPE_CHECKING, Callable, Iterator
+
+import numpy as np
+
+from ..engine import Tensor
+from .kernels import _gelu_tanh, attention_forward, layer_norm_forward
+from .threads import long_blas_spin
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..model import GPT, GPTConfig
+
+ANY = None   # every value of the field is reproduced
+
+# GPTConfig field -> the values this path gives the reference forward's numbers for. A new field
+# falls back to the reference forward until it is added here (tests/test_fused.py runs every
+# field and value of the test's own table against the reference).
+REPRODUCED: dict = {
+    "vocab_size": ANY, "block_size": ANY, "n_layer": ANY, "n_head": ANY, "n_embd": ANY,
+    "dropout": ANY,                  # generate runs in eval mode: dropout is the identity
+    "bias": ANY, "layer_norm_eps": ANY, "norm_placement": ANY, "residual": ANY,
+    "ffn_hidden": ANY, "tie_weights": ANY, "final_norm": ANY,
+    "mask_padding": ANY,             # generate passes no padding mask
+    "ln_axis": (-1,),                # 0 (statistics across the batch) is not a row kernel
+    "pos_encoding": ("learned", "sinusoidal", "none"),   # RoPE rotates q and k: not here
+    "kv_cache_update": (True,),
+}
+
+
+def reproduces(config: "GPTConfig") -> bool:
+    """Every field of `config` is in REPRODUCED with an allowed value."""
+    for f in dataclasses.fields(config):
+        if f.name not in REPRODUCED:
+            return False
+        allowed = REPRODUCED[f.name]
+        if allowed is not ANY and getattr(config, f.name) not in allowed:
+            return False
+    return True
+
+
+def _ln(x: np.ndarray, ln) -> np.ndarray:
+    w = ln.weight.data
+    b = ln.bias.data if ln.bias is not None else np.zeros_like(w)
+    return layer_norm_forward(x, w, b, ln.eps)[0]
+
+
+def _linear(x: np.ndarray, lin) -> np.ndarray:
+    y = x @ lin.weight.data
+    if lin.bias is not None:
+        y += lin.bias.data
+    return y
+
+
+def _attention(x: np.ndarray, attn, blocked: np.ndarray | None, cache,
+               last: bool):
+    b, t, c = x.shape
+    nh, hs = attn.n_head, attn.head_size
+    w, bias = attn.c_attn.weight.data, attn.c_attn.bias
+    if last and t > 1:                     # keys and values from all, the query from the last
+        kv = x @ w[:, c:]
+        q = x[:, -1:] @ w[:, :c]
+        if bias is not None:
+            kv += bias.data[c:]
+            q += bias.data[:c]
+        kv = kv.reshape(b, t, 2, nh, hs).transpose(2, 0, 3, 1, 4)
+        q, k, v = q.reshape(b, 1, nh, hs).transpose(0, 2, 1, 3), kv[0], kv[1]
+        blocked = None if blocked is None else blocked[..., -1:, :]
+    else:
+        qkv = _linear(x, attn.c_attn).reshape(b, t, 3, nh, hs).transpose(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]                   # (B, nh, T, hs)
+    if cache is not None:
+        k, v = cache.append(k, v)
+    t = q.shape[2]
+    y = attention_forward(q, k, v, blocked)[0]
+    return _linear(y.transpose(0, 2, 1, 3).reshape(b, t, c), attn.c_proj)
+
+
+def _block(x: np.ndarray, block, blocked, cache, last: bool = False) -> np.ndarray:
+    """`last`: only the last position's output is wanted (the top block when only the next
+    token's logits are): every position still writes its keys and values."""
+    def attn(h):
+        return _attention(h, block.attn, blocked, cache, last)
+
+    def mlp(h):
+        return _linear(_gelu_tanh(_linear(h, block.mlp.c_fc))[0], block.mlp.c_proj)
+
+    for ln, f in ((block.ln_1, attn), (block.ln_2, mlp)):
+        if block.placement == "pre":
+            h = f(_ln(x, ln))
+        else:
+            h = f(x)
+        if h.shape[1] != x.shape[1]:
+            x = x[:, -1:]
+        if block.placement == "pre":
+            x = x + h if block.residual else h
+        else:
+            x = _ln(x + h if block.residual else h, ln)
+    return x
+
+
+def forward(model: "GPT", ids: np.ndarray, positions: np.ndarray, allowed: np.ndarray | None,
+            caches: list | None = None, last_only: bool = False) -> Tensor:
+    """`GPT.forward_positions` for generation (same arguments, no graph): logits (B, T or 1, V)."""
+    cfg = model.config
+    tr = model.transformer
+    x = tr.wte.weight.data[ids]                                      # (B, T, C)
+    pos = model.position_vectors(positions)      # the model's own hook (and its range check)
+    if pos is not None:
+        x = x + pos.data
+    blocked = None if allowed is None else ~allowed
+    top = len(tr.h) - 1
+    for i, block in enumerate(tr.h):
+        x = _block(x, block, blocked, caches[i] if caches is not None else None,
+                   last_only and i == top)
+    if cfg.final_norm:
+        x = _ln(x, tr.ln_f)
+    if last_only:
+        x = x[:, -1:, :]
+    return Tensor(x @ model.lm_head.weight.data.T)
+
+
+@contextlib.contextmanager
+def session(model: "GPT") -> Iterator[Callable]:
+    """`forward` bound to `model` for one `generate` call. From the second call that brings no
+    caches (a window recomputed every step: many small parallel GEMMs back to back) OpenBLAS
+    keeps its default spin until the end, if `fast.tune_process()` shortened it: waking
+    sleeping workers for each made a 128-token recompute 13% slower (3.33 against 2.94 ms)."""
+    with contextlib.ExitStack() as stack:
+        seen = {"calls": 0, "spinning": False}
+
+        def run(ids, positions, allowed, caches=None, last_only=False) -> Tensor:
+            if seen["calls"] and caches is None and not seen["spinning"]:
+                stack.enter_context(long_blas_spin())
+                seen["spinning"] = True
+            seen["calls"] += 1
+            return forward(model, ids, positions, allowed, caches, last_only)
+        yield run
