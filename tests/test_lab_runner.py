@@ -16,7 +16,8 @@ import pytest
 
 from tinygrad_gpt.lab import (MISTAKES, Task, discover, finish_lab, make_tasks, run_lab,
                               run_task, unregister)
-from tinygrad_gpt.lab.base import Figure, Measured, Mistake, register
+from tinygrad_gpt.lab.base import (HARM, MECHANISM, Figure, Measured, Mistake, Verdict,
+                                   register)
 from tinygrad_gpt.lab.runner import draw_pictures, plain
 
 TESTS = Path(__file__).resolve().parent
@@ -113,9 +114,10 @@ def _bad_figure(result, path):
 def test_failures_give_a_one_line_reason_and_lose_nothing_else(tmp_path):
     ok = Mistake(98, "test-ok", "works", "x", {}, {}, {"quick": {}, "full": {}},
                  lambda s, seed, d: Measured({"wrong": {"v": 1.0}, "fixed": {"v": 0.0}}),
-                 lambda m, c: (True, "measured"), "v", (Figure("broken.png", _bad_figure),))
+                 lambda m, c: Verdict(MECHANISM, "v 1.0", "measured"), "v",
+                 (Figure("broken.png", _bad_figure),))
     bad = Mistake(99, "test-bad", "raises", "x", {}, {}, {"quick": {}, "full": {}}, _explode,
-                  lambda m, c: (True, "never"), "v")
+                  lambda m, c: Verdict(HARM, "never", "never"), "v")
     register(ok)
     register(bad)
     try:
@@ -141,16 +143,18 @@ def test_unknown_tier_and_double_registration_are_refused(twelve):
     with pytest.raises(ValueError, match=r"mistake 'zero-grad' has no tier 'medium'; "
                                          r"choose from \['full', 'quick'\]"):
         twelve.settings("medium")
-    with pytest.raises(ValueError, match=r"lab: tier must be one of \('quick', 'full'\), "
-                                         r"got 'fast'"):
+    with pytest.raises(ValueError, match=r"lab: tier must be one of \('quick', 'full', "
+                                         r"'deep'\), got 'fast'"):
         run_task(Task("zero-grad", "fast", settings={"backwards": 1}))
+    with pytest.raises(ValueError, match=r"lab: mistake 'zero-grad' has no deep tier"):
+        run_task(Task("zero-grad", "deep"))
     with pytest.raises(ValueError, match="lab: no mistake 'nonesuch' registered"):
         run_task(Task("nonesuch"))
     with pytest.raises(ValueError, match="registered twice"):
         register(twelve)
     with pytest.raises(ValueError, match=r"no settings for \['full'\]"):
         register(Mistake(97, "no-full", "t", "x", {}, {}, {"quick": {}}, _explode,
-                         lambda m, c: (True, ""), "v"))
+                         lambda m, c: Verdict(HARM, "", ""), "v"))
 
 
 def test_plain_keeps_nan_and_jsonable_spells_it():
@@ -158,3 +162,21 @@ def test_plain_keeps_nan_and_jsonable_spells_it():
     raw = {"a": np.float32(1.5), "b": (np.int64(2), float("nan")), 3: np.arange(2)}
     assert plain(raw)["b"][0] == 2 and re.match("nan", str(plain(raw)["b"][1]))
     assert plain(raw, finite=True) == {"a": 1.5, "b": [2, "nan"], "3": [0, 1]}
+
+
+def test_a_verdict_must_be_a_verdict_with_a_known_kind():
+    with pytest.raises(ValueError, match=r"Verdict: kind must be one of \('harm reproduced', "
+                                         r"'mechanism shown', 'not seen at this scale'\), "
+                                         r"got 'yes'"):
+        Verdict("yes", "x", "y")
+    old = Mistake(97, "test-old", "old style", "x", {}, {}, {"quick": {}, "full": {}},
+                  lambda s, seed, d: Measured({"wrong": {"v": 1.0}, "fixed": {"v": 0.0}}),
+                  lambda m, c: (True, "a tuple"), "v")
+    register(old)
+    try:
+        r = run_task(Task("test-old"))
+        assert r["error"] == ("TypeError: the quick verdict of mistake 'test-old' must return a "
+                              "Verdict(kind, symptom, sentence), got tuple")
+        assert r["kind"] == "" and r["reproduced"] is False
+    finally:
+        unregister("test-old")

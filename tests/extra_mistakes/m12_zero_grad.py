@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tinygrad_gpt.lab.base import Figure, Measured, Mistake, register
+from tinygrad_gpt.lab.base import MECHANISM, NOT_SEEN, Figure, Measured, Mistake, Verdict, register
 from tinygrad_gpt.lab.common import LabData, build_model, fixed_batch
 from tinygrad_gpt.lab.plotting import figure
 from tinygrad_gpt.model.stats import block_grad_norms
@@ -32,11 +32,13 @@ def measure(settings: dict, seed: int, data: LabData) -> Measured:
                                                 metrics.items()}})
 
 
-def verdict(metrics: dict, context: dict) -> tuple[bool, str]:
+def verdict(metrics: dict, context: dict) -> Verdict:
     w = metrics["wrong"]["grad_over_one_step"]
-    return abs(w - context["backwards"]) < 1e-3, (
-        f"without zero_grad the gradient after {context['backwards']} backward passes is "
-        f"{w:.3f}x the gradient of one")
+    kind = MECHANISM if abs(w - context["backwards"]) < 1e-3 else NOT_SEEN
+    return Verdict(kind, f"gradient {w:.0f}x too large after {context['backwards']} backward "
+                         f"passes without zero_grad",
+                   f"without zero_grad the gradient after {context['backwards']} backward "
+                   f"passes is {w:.3f}x the gradient of one")
 
 
 def _bars(r: dict, path: Path) -> Path:

@@ -7,16 +7,21 @@ import sys
 import time
 from pathlib import Path
 
-from ..lab import run_lab
+from ..lab import MISTAKES, run_lab
 from ..lab.runner import CorpusError, check_corpus, main_summary, select
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", metavar="SLUG,...", default=None,
                         help="comma-separated slugs or numbers, e.g. residual,5 (default: all)")
-    parser.add_argument("--quick", action="store_true",
-                        help="smaller models and fewer steps: every mistake in about 45 s on a "
-                             "2-core machine, where full mode takes about 3 minutes of CPU")
+    tier = parser.add_mutually_exclusive_group()
+    tier.add_argument("--quick", action="store_true",
+                      help="smaller models and fewer steps: every mistake in about 45 s on a "
+                           "2-core machine, where full mode takes about 3 minutes of CPU")
+    tier.add_argument("--deep", action="store_true",
+                      help="the deep tier: experiments aimed at the harm itself, beside the "
+                           "published result; mistakes without one are skipped with a line "
+                           "saying so")
     parser.add_argument("--out", metavar="DIR", default="lab_report",
                         help="folder for index.html, results.json and pictures "
                              "(default: lab_report)")
@@ -30,14 +35,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         chosen = select(args.only)
-        check_corpus(args.corpus, args.quick)
+        check_corpus(args.corpus, args.quick and not args.deep)
     except (ValueError, CorpusError) as e:
         print(f"tinygrad-gpt lab: {e}", file=sys.stderr)
         return 2
     start = time.perf_counter()
     results = run_lab([m.slug for m in chosen], quick=args.quick, out_dir=args.out,
-                      corpus=args.corpus, seed=args.seed, echo=lambda s: print(s, flush=True))
-    print(main_summary(chosen, results, Path(args.out), time.perf_counter() - start))
+                      corpus=args.corpus, seed=args.seed, echo=lambda s: print(s, flush=True),
+                      tier="deep" if args.deep else None)
+    print(main_summary([MISTAKES[r.slug] for r in results], results, Path(args.out),
+                       time.perf_counter() - start))
     failed = [r for r in results if r.error]
     if failed:
         print("tinygrad-gpt lab: experiments failed:", file=sys.stderr)

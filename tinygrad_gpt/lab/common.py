@@ -7,7 +7,7 @@ import contextlib
 import contextvars
 import math
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -107,9 +107,11 @@ class TrainLog:
 
 def train(model: GPT, data: LabData, steps: int, batch_size: int = 8, lr: float = 3e-3,
           seed: int = 0, warmup: int = 0, clip: float | None = 1.0, eval_batches: int = 4,
-          record_grads: bool = False, what: str = "train") -> TrainLog:
+          record_grads: bool = False, what: str = "train",
+          on_step: Callable[[int, GPT], None] | None = None) -> TrainLog:
     """AdamW for `steps` steps on random windows; stops early (diverged=True) on a
-    non-finite loss. Validation loss at the end on `eval_batches` fixed batches."""
+    non-finite loss. Validation loss at the end on `eval_batches` fixed batches.
+    `on_step(step, model)` runs after each update (a probe of the model during training)."""
     rng = np.random.default_rng(seed)
     opt = optim.AdamW(optim.weight_decay_groups(model, 0.01), lr=lr)
     bs = model.config.block_size
@@ -132,6 +134,8 @@ def train(model: GPT, data: LabData, steps: int, batch_size: int = 8, lr: float 
             if clip is not None:
                 optim.clip_grad_norm(model.parameters(), clip)
             opt.step()
+            if on_step is not None:
+                on_step(step, model)
             bar.update(loss=value)
     log.val_loss = evaluate(model, data, batch_size, eval_batches, seed + 1)
     return log

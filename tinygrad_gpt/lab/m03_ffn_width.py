@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..model import GPT
-from .base import Figure, Measured, Mistake, register
+from . import deep
+from .base import (HARM, MECHANISM, NOT_SEEN, Deep, Figure, Measured, Mistake, Published, Verdict,
+                   register)
 from .common import LabData, build_model, evaluate, small_config, tail_mean, train
 from .plotting import figure
 
@@ -65,10 +67,19 @@ def measure(settings: dict, seed: int, data: LabData) -> Measured:
     return Measured(metrics, {"loss": losses})
 
 
-def verdict(metrics: dict, settings: dict) -> tuple[bool, str]:
+# the harm: d_ff = d ends this much above 4d (nats); smaller gaps change with the setting
+LOSS_MARGIN = 0.1
+
+
+def verdict(metrics: dict, settings: dict) -> Verdict:
     w, f = metrics["wrong"], metrics["fixed"]
-    reproduced = bool(w["params"] < f["params"] and w["val_loss_gap"] > 0.01)
-    return reproduced, (
+    # the mechanism: capacity cut (fewer parameters); the harm: a clearly worse loss
+    fewer = bool(w["params"] < f["params"])
+    kind = (HARM if fewer and w["val_loss_gap"] > LOSS_MARGIN
+            else MECHANISM if fewer else NOT_SEEN)
+    words = (f"{1 - w['params'] / f['params']:.0%} fewer parameters, validation loss "
+             f"{w['val_loss_gap']:+.3f} nats")
+    return Verdict(kind, words,
         f"d_ff = d saves {f['params'] - w['params']:,} of {f['params']:,} parameters "
         f"but ends {w['val_loss_gap']:+.3f} nats higher on validation after "
         f"{settings['steps']} steps ({w['val_loss']:.3f} against {f['val_loss']:.3f})")
@@ -107,6 +118,135 @@ FIGURES = (Figure("m03_ffn_width.png", _draw,
                   "against d_ff = 4d."),)
 
 
+# ---------------------------------------------------------------------------- deep tier
+# The harm itself, and the published shape of it: validation loss against d_ff in {1, 2, 4, 8}
+# x d, at equal steps (same width: d_ff = d costs capacity) and at equal non-embedding
+# parameter count (the width chosen per ratio), where Kaplan et al. find the ratio matters
+# little. Built-in corpus, characters.
+
+DEEP_SETTINGS = dict(n_layer=2, n_embd=16, n_head=2, block_size=32, steps=400, lr=2e-3,
+                     ratios=[1, 2, 4, 8])
+DEEP_MARGIN = 0.05    # harm: d_ff = d ends this much above 4d at equal steps (nats)
+
+DEEP_PUBLISHED = Published(
+    paper="Kaplan et al. 2020, Scaling Laws for Neural Language Models",
+    figure="section 3.1, Figure 5 (middle)",
+    claim="at a fixed non-embedding parameter count the loss changes only a few percent as "
+          "d_ff / d_model varies over a wide range (about 0.5 to 10); what d_ff = d costs at a "
+          "fixed width is mostly capacity")
+
+
+def non_embedding(model: GPT) -> int:
+    """Parameters outside the token and position embeddings (Kaplan et al.'s N)."""
+    return sum(p.size for n, p in model.named_parameters() if "wte" not in n and "wpe" not in n)
+
+
+def equal_width(vocab: int, ratio: int, target: int, s: dict) -> tuple[int, int]:
+    """The width (a multiple of n_head) whose model with d_ff = ratio x width has the
+    non-embedding parameter count closest to `target`: (width, its count)."""
+    h = s["n_head"]
+    best = None
+    for width in range(2 * h, 8 * s["n_embd"] + 1, h):
+        cfg = small_config(vocab, True, **{**s, "n_embd": width, "ffn_hidden": ratio * width})
+        n = non_embedding(GPT(cfg, seed=0))
+        if best is None or abs(n - target) < abs(best[1] - target):
+            best = (width, n)
+    return best
+
+
+def deep_measure(settings: dict, seed: int, data: LabData) -> Measured:
+    s = dict(settings)
+    steps, lr, ratios = s.pop("steps"), s.pop("lr"), s.pop("ratios")
+    d = s["n_embd"]
+    names = {1: "wrong", 4: "fixed"}
+    target = non_embedding(GPT(small_config(data.vocab_size, True, ffn_hidden=4 * d, **s),
+                               seed=0))
+    metrics: dict = {}
+    curves: dict = {}
+    runs: dict = {}
+
+    def trained(width: int, ratio: int) -> dict:
+        if (width, ratio) not in runs:
+            runs[(width, ratio)] = deep.run(
+                data, seed, steps, lr, f"d_ff={ratio}d, d={width}",
+                **{**s, "n_embd": width, "ffn_hidden": ratio * width})
+        return runs[(width, ratio)]
+
+    for ratio in ratios:
+        same_width = trained(d, ratio)
+        width, n = equal_width(data.vocab_size, ratio, target, s)
+        same_params = trained(width, ratio)
+        metrics[names.get(ratio, f"{ratio}x")] = {
+            "d_ff_ratio": ratio,
+            "params": same_width["params"],
+            "val_loss": same_width["val_loss"],
+            "n_embd_equal_params": width,
+            "non_embedding_params_equal_params": n,
+            "val_loss_equal_params": same_params["val_loss"],
+        }
+        curves[f"d_ff = {ratio}d, d = {d}"] = deep.smooth(same_width["loss"])
+    w, f = metrics["wrong"], metrics["fixed"]
+    w["val_loss_gap"] = w["val_loss"] - f["val_loss"]
+    f["val_loss_gap"] = 0.0
+    return Measured(metrics, {"loss": curves}, facts={"target_non_embedding": target},
+                    notes=f"Corpus: the built-in text as characters. Equal parameters: the "
+                          f"width per ratio whose non-embedding parameter count is closest to "
+                          f"that of d_ff = 4d at width {d} ({target:,}).")
+
+
+def deep_verdict(metrics: dict, context: dict) -> Verdict:
+    w = metrics["wrong"]
+    sides = sorted(metrics.values(), key=lambda m: m["d_ff_ratio"])
+    equal = [m["val_loss_equal_params"] for m in sides]
+    spread = (max(equal) - min(equal)) / min(equal)
+    kind = HARM if w["val_loss_gap"] > DEEP_MARGIN else NOT_SEEN
+    words = (f"d_ff = d ends {w['val_loss_gap']:+.3f} nats behind 4d at equal steps; at equal "
+             f"parameters the ratios differ by {spread:.1%}")
+    per = ", ".join(f"{m['d_ff_ratio']}d: {m['val_loss']:.3f} / {m['val_loss_equal_params']:.3f} "
+                    f"(width {m['n_embd_equal_params']})" for m in sides)
+    return Verdict(kind, words, (
+        f"validation loss after {context['steps']} steps at width {context['n_embd']} / at "
+        f"equal non-embedding parameters ({context['target_non_embedding']:,}): {per}. Harm "
+        f"means d_ff = d ends more than {DEEP_MARGIN} nats above 4d at equal steps"))
+
+
+def _deep_curve(r: dict, path: Path) -> Path:
+    sides = sorted(r["metrics"].values(), key=lambda m: m["d_ff_ratio"])
+    ratios = [m["d_ff_ratio"] for m in sides]
+
+    def draw(fig) -> None:
+        a, b = fig.subplots(1, 2)
+        a.plot(ratios, [m["val_loss"] for m in sides], "o-", label="equal steps, same width")
+        a.plot(ratios, [m["val_loss_equal_params"] for m in sides], "s--",
+               label="equal non-embedding parameters")
+        a.set_xscale("log", base=2)
+        a.set_xlabel("d_ff / d")
+        a.set_ylabel("validation loss (nats)")
+        a.set_title(f"after {r['settings']['steps']} steps")
+        a.grid(True, alpha=0.3)
+        a.legend(fontsize=7)
+        equal = [m["val_loss_equal_params"] for m in sides]
+        b.plot(ratios, [100 * (v / min(equal) - 1) for v in equal], "s--", color="C1",
+               label="ours, equal parameters")
+        b.set_xscale("log", base=2)
+        b.set_xlabel("feed-forward ratio d_ff / d_model")
+        b.set_ylabel("loss increase over the best (%)")
+        b.set_title("Kaplan et al.'s axes (their Figure 5, middle)")
+        b.grid(True, alpha=0.3)
+        b.legend(fontsize=7, loc="lower left")
+        deep.note_published(b, DEEP_PUBLISHED)
+    return figure(path, draw, 11.0, 4.2)
+
+
+DEEP = Deep(DEEP_SETTINGS, deep_measure, deep_verdict, symptom="val_loss",
+            figures=(Figure("m03_deep_ratio.png", _deep_curve,
+                            "Left: validation loss against the FFN ratio at the same width and "
+                            "steps, and at equal non-embedding parameters. Right: the equal-"
+                            "parameter curve as a loss increase over the best ratio, the axes "
+                            "of the published figure."),),
+            published=DEEP_PUBLISHED)
+
+
 def build(side: str, seed: int = 0) -> GPT:
     """Tiny untrained model with d_ff = d (wrong) or 4d (fixed)."""
     if side not in SIDES:
@@ -119,4 +259,4 @@ MISTAKE = register(Mistake(
     explanation=EXPLANATION,
     wrong={"ffn_hidden": "n_embd"}, fixed={"ffn_hidden": "4 * n_embd (None)"},
     tiers=TIERS, measure=measure, verdict=verdict, symptom="val_loss", figures=FIGURES,
-    notes=NOTES, build=build))
+    notes=NOTES, build=build, deep=DEEP))

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..model import GPT
-from .base import Figure, Measured, Mistake, register
+from .base import HARM, MECHANISM, NOT_SEEN, Figure, Measured, Mistake, Verdict, register
 from .common import (LabData, build_model, evaluate, fixed_batch, small_config, step_graph,
                      tail_mean, train)
 from .plotting import figure, graph_figure, graphs_dot
@@ -96,18 +96,26 @@ def measure(settings: dict, seed: int, data: LabData) -> Measured:
                     facts={"vocab_size": v, "rows_input_end": ends["rows_input_end"]})
 
 
-def verdict(metrics: dict, context: dict) -> tuple[bool, str]:
+# the harm: untied ends this much above tied on validation (nats)
+LOSS_MARGIN = 0.05
+
+
+def verdict(metrics: dict, context: dict) -> Verdict:
     w, f = metrics["wrong"], metrics["fixed"]
     v, d = context["vocab_size"], context["n_embd"]
     saving = v * d
     # the symptom: vocab x d parameters spent twice, and embedding rows that hear only from
     # the lookup; validation loss is reported, not judged (at this size the extra head can buy
     # a small head start)
-    reproduced = bool(w["extra_params"] == saving
-                      and f["grad_output_end"] > 0 and f["grad_input_end"] > 0
-                      and f["tied_minus_sum"] < 1e-5
-                      and f["wte_rows_with_grad"] > w["wte_rows_with_grad"])
-    return reproduced, (
+    shown = bool(w["extra_params"] == saving
+                 and f["grad_output_end"] > 0 and f["grad_input_end"] > 0
+                 and f["tied_minus_sum"] < 1e-5
+                 and f["wte_rows_with_grad"] > w["wte_rows_with_grad"])
+    worse = bool(w["val_loss"] > f["val_loss"] + LOSS_MARGIN)
+    kind = HARM if shown and worse else MECHANISM if shown else NOT_SEEN
+    words = (f"{saving:,} parameters spent twice ({saving / f['params']:.0%} more), "
+             f"validation loss {w['val_loss'] - f['val_loss']:+.3f} nats untied")
+    return Verdict(kind, words,
         f"untying adds exactly vocab x d = {v} x {d} = {saving:,} parameters "
         f"({w['params']:,} against {f['params']:,}, {saving / f['params']:.0%} more) "
         f"for a validation loss of {w['val_loss']:.3f} against {f['val_loss']:.3f} tied "

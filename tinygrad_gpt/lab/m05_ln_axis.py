@@ -10,7 +10,7 @@ import numpy as np
 from ..data import get_batch
 from ..engine import no_grad
 from ..model import GPT
-from .base import Figure, Measured, Mistake, register
+from .base import HARM, NOT_SEEN, Figure, Measured, Mistake, Verdict, register
 from .common import LabData, build_model, small_config, tail_mean, train
 from .plotting import figure
 
@@ -103,15 +103,19 @@ def measure(settings: dict, seed: int, data: LabData) -> Measured:
                     facts={"vocab_size": data.vocab_size})
 
 
-def verdict(metrics: dict, context: dict) -> tuple[bool, str]:
+def verdict(metrics: dict, context: dict) -> Verdict:
     w, f = metrics["wrong"], metrics["fixed"]
     # batch of one, wrong side: every LayerNorm outputs its bias, so the outputs agree up to
     # float32 rounding (BLAS may compute some rows with a different kernel): < 1e-4, not 0
-    reproduced = bool(w["batch_dependence"] > 1e-3 and f["batch_dependence"] == 0.0
+    wrong_output = bool(w["batch_dependence"] > 1e-3 and f["batch_dependence"] == 0.0
                       and w["b1_output_spread"] < 1e-4 and f["b1_output_spread"] > 1e-2
                       and w["batch1_minus_batched"] > 0.3
                       and abs(f["batch1_minus_batched"]) < 1e-3)
-    return reproduced, (
+    # the harm is wrong output: a sample's prediction depends on the rest of the batch
+    kind = HARM if wrong_output else NOT_SEEN
+    words = (f"a batch of one scores {w['batch1_minus_batched']:+.2f} nats worse; logits move "
+             f"by {w['batch_dependence']:.2g} with the other samples")
+    return Verdict(kind, words,
         f"normalizing over the batch, sample 0's logits move by up to "
         f"{w['batch_dependence']:.3g} when the other samples change (features: "
         f"{f['batch_dependence']:.1f}, bit-identical); at batch size 1 its outputs differ "

@@ -11,7 +11,9 @@ import numpy as np
 
 from ..engine import no_grad
 from ..model import GPT
-from .base import Figure, Measured, Mistake, register
+from . import deep
+from .base import (HARM, MECHANISM, NOT_SEEN, Deep, Figure, Measured, Mistake, Published, Verdict,
+                   register)
 from .common import (LabData, build_model, evaluate, fixed_batch, residual_norms, small_config,
                      spikes, tail_mean, train)
 from .plotting import figure
@@ -107,13 +109,22 @@ def measure(settings: dict, seed: int, data: LabData) -> Measured:
                     facts={"vocab_size": data.vocab_size})
 
 
-def verdict(metrics: dict, context: dict) -> tuple[bool, str]:
+# the harm: without ln_f the validation loss ends this much higher (nats)
+LOSS_MARGIN = 0.1
+
+
+def verdict(metrics: dict, context: dict) -> Verdict:
     w, f = metrics["wrong"], metrics["fixed"]
     # the symptom: what the head reads has no scale of its own; with ln_f it stays ~1
     # (the validation loss is reported, not judged: see NOTES)
-    reproduced = bool(w["head_input_growth"] > 10 and 0.3 < f["head_input_growth"] < 3
-                      and w["logit_std_init"] < 0.1 * f["logit_std_init"])
-    return reproduced, (
+    drifts = bool(w["head_input_growth"] > 10 and 0.3 < f["head_input_growth"] < 3
+                  and w["logit_std_init"] < 0.1 * f["logit_std_init"])
+    worse = bool(w["val_loss"] > f["val_loss"] + LOSS_MARGIN)
+    kind = HARM if drifts and worse else MECHANISM if drifts else NOT_SEEN
+    words = (f"head input drifts {w['head_input_growth']:.0f}x in training without ln_f "
+             f"against {f['head_input_growth']:.1f}x with it; validation loss "
+             f"{w['val_loss'] - f['val_loss']:+.2f} nats")
+    return Verdict(kind, words,
         f"without ln_f the head reads the raw stream: RMS {w['head_input_rms_init']:.3g} "
         f"at init (logit std {w['logit_std_init']:.2g}, loss ln(vocab) "
         f"{w['loss_init_minus_ln_vocab']:+.4f}), {w['head_input_rms_trained']:.3g} after "
@@ -162,6 +173,109 @@ FIGURES = (Figure("m06_final_norm.png", _draw,
                   "loss."),)
 
 
+# ---------------------------------------------------------------------------- deep tier
+# The drift of what the head reads, probed during training, and the loss it costs, on the
+# built-in corpus (characters); across seeds with `--seeds`. Longer than the default tiers.
+
+DEEP_SETTINGS = dict(n_layer=4, n_embd=32, n_head=2, block_size=32, steps=400, lr=3e-3,
+                     probe_every=20)
+DRIFT = 10.0           # "drifts": the head input's RMS grows more than this factor
+
+DEEP_PUBLISHED = Published(
+    paper="Radford et al. 2019, Language Models are Unsupervised Multitask Learners (GPT-2)",
+    figure="section 2.3",
+    claim="moving LayerNorm to each block's input, GPT-2 adds a final LayerNorm after the last "
+          "block; the paper reports no ablation, so there is no published size to set ours "
+          "beside, only the direction (the head should read a normalized stream)")
+
+
+def deep_measure(settings: dict, seed: int, data: LabData) -> Measured:
+    s = dict(settings)
+    steps, lr, every = s.pop("steps"), s.pop("lr"), s.pop("probe_every")
+    x, _ = fixed_batch(data, s["block_size"], 8, seed)
+    metrics: dict = {}
+    drift: dict = {}
+    losses: dict = {}
+    for side, final in SIDES.items():
+        label = "with ln_f" if final else "without ln_f"
+        rms: list = []
+        at: list = []
+
+        def probe(step: int, model: GPT, at: list = at, rms: list = rms) -> None:
+            if step % every == 0 or step == steps - 1:
+                at.append(step + 1)
+                rms.append(head_input(model, x)[0])
+
+        h0 = head_input(GPT(small_config(data.vocab_size, True, final_norm=final, **s),
+                            seed=seed), x)[0]
+        out = deep.run(data, seed, steps, lr, f"final_norm={final}", on_step=probe,
+                       final_norm=final, **s)
+        metrics[side] = {
+            "final_norm": final,
+            "head_input_rms_init": h0,
+            "head_input_rms_trained": rms[-1] if rms else float("nan"),
+            "head_input_growth": (rms[-1] if rms else float("nan")) / h0,
+            "val_loss": out["val_loss"],
+            "diverged": out["diverged"],
+        }
+        drift[label] = ([0] + at, [h0] + rms)
+        losses[label] = deep.smooth(out["loss"])
+    w, f = metrics["wrong"], metrics["fixed"]
+    w["val_loss_gap"] = w["val_loss"] - f["val_loss"]
+    f["val_loss_gap"] = 0.0
+    return Measured(metrics, {"head_input_rms": drift, "loss": losses},
+                    notes="Corpus: the built-in text as characters. The head's input is "
+                          "probed on one fixed batch every "
+                          f"{every} steps of training.")
+
+
+def deep_verdict(metrics: dict, context: dict) -> Verdict:
+    w, f = metrics["wrong"], metrics["fixed"]
+    drifts = bool(w["head_input_growth"] > DRIFT and f["head_input_growth"] < 3)
+    worse = bool(w["diverged"] or w["val_loss_gap"] > LOSS_MARGIN)
+    kind = HARM if drifts and worse else MECHANISM if drifts else NOT_SEEN
+    words = (f"head input drifts {w['head_input_growth']:.0f}x without ln_f "
+             f"({f['head_input_growth']:.1f}x with it); validation loss "
+             f"{w['val_loss_gap']:+.2f} nats")
+    return Verdict(kind, words, (
+        f"over {context['steps']} steps at lr {context['lr']:g} the RMS of what the head reads "
+        f"goes from {w['head_input_rms_init']:.3g} to {w['head_input_rms_trained']:.3g} "
+        f"without ln_f and from {f['head_input_rms_init']:.3g} to "
+        f"{f['head_input_rms_trained']:.3g} with it; validation loss {w['val_loss']:.3f} "
+        f"without against {f['val_loss']:.3f} with ln_f. Harm means a drift of more than "
+        f"{DRIFT:g}x and a loss more than {LOSS_MARGIN} nats higher without ln_f"))
+
+
+def _deep_drift(r: dict, path: Path) -> Path:
+    def draw(fig) -> None:
+        a, b = fig.subplots(1, 2)
+        for label, (steps, rms) in r["series"]["head_input_rms"].items():
+            a.plot(steps, rms, "o-", ms=2, lw=1.2, label=label)
+        a.set_yscale("log")
+        a.set_xlabel("step")
+        a.set_ylabel("RMS of the head's input (log)")
+        a.set_title("what the head reads, during training")
+        a.grid(True, alpha=0.3)
+        a.legend(fontsize=8)
+        for label, ys in r["series"]["loss"].items():
+            b.plot(ys, lw=1.2, label=label)
+        b.set_xlabel("step")
+        b.set_ylabel("training loss (nats, running mean of 10)")
+        b.set_title("loss on the same batches")
+        b.grid(True, alpha=0.3)
+        b.legend(fontsize=8, loc="lower left")
+        deep.note_published(b, DEEP_PUBLISHED)
+    return figure(path, draw, 11.0, 4.2)
+
+
+DEEP = Deep(DEEP_SETTINGS, deep_measure, deep_verdict, symptom="head_input_growth",
+            figures=(Figure("m06_deep_drift.png", _deep_drift,
+                            "Left: the RMS of what the head reads, probed during training "
+                            "(log scale). Right: training loss of both models on the same "
+                            "batches; the published result in the corner."),),
+            published=DEEP_PUBLISHED)
+
+
 def build(side: str, seed: int = 0) -> GPT:
     """Tiny untrained model without (wrong) or with (fixed) the final LayerNorm."""
     if side not in SIDES:
@@ -174,4 +288,4 @@ MISTAKE = register(Mistake(
     explanation=EXPLANATION,
     wrong={"final_norm": False}, fixed={"final_norm": True},
     tiers=TIERS, measure=measure, verdict=verdict, symptom="head_input_growth",
-    figures=FIGURES, notes=NOTES, build=build))
+    figures=FIGURES, notes=NOTES, build=build, deep=DEEP))

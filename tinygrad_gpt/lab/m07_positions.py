@@ -16,7 +16,7 @@ from pathlib import Path
 from ..data import get_batch
 from ..engine import Tensor, no_grad
 from ..model import GPT, GPTConfig
-from .base import Figure, Measured, Mistake, register
+from .base import HARM, MECHANISM, NOT_SEEN, Figure, Measured, Mistake, Verdict, register
 from .common import LAB_MODEL, LabData, build_model, model_sizes, small_config, train
 from .plotting import figure
 
@@ -181,7 +181,11 @@ def _beyond(m: dict) -> str:
     return f"{m['loss_in_range']:.2f} inside vs {m['loss_beyond']:.2f} beyond ({how})"
 
 
-def verdict(metrics: dict, context: dict) -> tuple[bool, str]:
+# the harm named by the mistake: the loss past the trained length rises by this much (nats)
+LOSS_MARGIN = 0.3
+
+
+def verdict(metrics: dict, context: dict) -> Verdict:
     w, c, k = metrics["wrong"], metrics["clamped"], metrics["checked"]
     f, s = metrics["fixed"], metrics["sinusoidal"]
     trained = w["trained_length"]
@@ -190,8 +194,15 @@ def verdict(metrics: dict, context: dict) -> tuple[bool, str]:
     refuses_clearly = not k["runs_at_2x"] and k["clear_error"] \
         and str(2 * trained) in k["error"]
     extrapolates = all(m["runs_at_2x"] and math.isfinite(m["loss_beyond"]) for m in (f, s))
-    reproduced = bool(crashes_raw and clamps_silently and refuses_clearly and extrapolates)
-    return reproduced, (
+    # a table without rows past the trained length is the mechanism; the harm would be a loss
+    # that rises past it (measured: it barely moves at this size, see the notes)
+    shown = bool(crashes_raw and clamps_silently and refuses_clearly and extrapolates)
+    rises = bool(c["beyond_minus_in_range"] > LOSS_MARGIN)
+    kind = HARM if shown and rises else MECHANISM if shown else NOT_SEEN
+    words = (f"no table rows past {trained} positions: indexed raw it crashes, clamped "
+             f"{c['positions_sharing_last_row']} positions share one row; loss past the "
+             f"trained length {c['beyond_minus_in_range']:+.2f} nats")
+    return Verdict(kind, words,
         f"asked for {2 * trained} tokens (trained at {trained}), the learned table "
         f"indexed raw crashes with {w['error_type'] or 'no error'}; clamped it runs "
         f"silently, {c['positions_sharing_last_row']} positions sharing the last row, "

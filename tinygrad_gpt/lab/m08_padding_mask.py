@@ -9,7 +9,7 @@ import numpy as np
 
 from ..engine import Tensor, no_grad
 from ..model import GPT
-from .base import Figure, Measured, Mistake, register
+from .base import HARM, NOT_SEEN, Figure, Measured, Mistake, Verdict, register
 from .common import LAB_MODEL, LabData, build_model, model_sizes, small_config, train
 from .plotting import figure, plot
 
@@ -118,13 +118,17 @@ def measure(settings: dict, seed: int, data: LabData) -> Measured:
                     figures={"attention": maps, "allowed": allowed})
 
 
-def verdict(metrics: dict, context: dict) -> tuple[bool, str]:
+def verdict(metrics: dict, context: dict) -> Verdict:
     w, f = metrics["wrong"], metrics["fixed"]
     # under a causal mask right padding is harmless either way; left padding needs the mask
-    reproduced = bool(w["left_pad_max_diff"] > 1e-3 and f["left_pad_max_diff"] < 1e-4
+    wrong_output = bool(w["left_pad_max_diff"] > 1e-3 and f["left_pad_max_diff"] < 1e-4
                       and w["right_pad_max_diff"] < 1e-4 and f["right_pad_max_diff"] < 1e-4
                       and f["fully_padded_row_finite"])
-    return reproduced, (
+    # the harm is wrong output: real tokens' logits change with the padding
+    kind = HARM if wrong_output else NOT_SEEN
+    words = (f"left padding changes real tokens' logits by up to "
+             f"{w['left_pad_max_diff']:.2g} without the mask")
+    return Verdict(kind, words,
         f"left padding without the mask changes real-token logits by up to "
         f"{w['left_pad_max_diff']:.3g} (with the mask {f['left_pad_max_diff']:.1e}); "
         f"right padding differs by only {w['right_pad_max_diff']:.1e} even without it, "

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..model import GPT
 from ..tokenizers import BPETokenizer, CharTokenizer, Tokenizer
-from .base import Figure, Measured, Mistake, register
+from .base import HARM, MECHANISM, NOT_SEEN, Figure, Measured, Mistake, Verdict, register
 from .common import LAB_MODEL, LabData, evaluate, lab_data, model_sizes, small_config, train
 from .plotting import figure
 
@@ -135,15 +135,23 @@ def measure(settings: dict, seed: int, data: LabData) -> Measured:
     return Measured(metrics, series, facts={"sample_chars": len(part)})
 
 
-def verdict(metrics: dict, context: dict) -> tuple[bool, str]:
+# the harm named by the mistake is "many <unk>": more than this share of the text unreadable
+UNKNOWN_HARM = 0.01
+
+
+def verdict(metrics: dict, context: dict) -> Verdict:
     w, f = metrics["wrong"], metrics["fixed"]
     bpe_sides = [k for k in metrics if k != "wrong"]
-    reproduced = bool(w["unknown_count"] > 0 and w["round_trip_unknowns"] > 0
-                      and all(metrics[k]["unknown_count"] == 0 for k in bpe_sides))
+    shown = bool(w["unknown_count"] > 0 and w["round_trip_unknowns"] > 0
+                 and all(metrics[k]["unknown_count"] == 0 for k in bpe_sides))
+    kind = (HARM if shown and w["unknown_rate"] > UNKNOWN_HARM
+            else MECHANISM if shown else NOT_SEEN)
+    words = (f"{100 * w['unknown_rate']:.2f}% of the text unknown to a character vocabulary "
+             f"({w['unknown_count']:,} characters lost in a round trip), none with BPE")
     per = ", ".join(f"V={metrics[k]['vocab_size']}: {metrics[k]['chars_per_token']:.2f} "
                     f"chars/token, {metrics[k]['bits_per_byte']:.2f} bits/byte"
                     for k in bpe_sides)
-    return reproduced, (
+    return Verdict(kind, words,
         f"a character vocabulary from the first {context['sample_chars']:,} characters leaves "
         f"{w['unknown_count']:,} unknown characters ({100 * w['unknown_rate']:.2f}%, "
         f"{w['distinct_unknown_chars']} distinct) in the rest; byte-level BPE leaves none "

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..engine import no_grad
 from ..model import GPT, KVCache
-from .base import Figure, Measured, Mistake, register
+from .base import HARM, NOT_SEEN, Figure, Measured, Mistake, Verdict, register
 from .common import LAB_MODEL, LabData, build_model, model_sizes, small_config, train
 from .plotting import figure
 
@@ -128,12 +128,16 @@ def measure(settings: dict, seed: int, data: LabData) -> Measured:
     return Measured(metrics, series, notes=notes)
 
 
-def verdict(metrics: dict, context: dict) -> tuple[bool, str]:
+def verdict(metrics: dict, context: dict) -> Verdict:
     w, f = metrics["wrong"], metrics["fixed"]
     speed_full = metrics["full_recompute"]["tokens_per_s"]
-    reproduced = bool(w["max_logit_diff"] > 1e-2 and w["first_divergent_token_step"] is not None
+    wrong_output = bool(w["max_logit_diff"] > 1e-2 and w["first_divergent_token_step"] is not None
                       and f["max_logit_diff"] < 1e-4 and f["tokens_match_full"])
-    return reproduced, (
+    # the harm is wrong output: generation parts ways with full recomputation
+    kind = HARM if wrong_output else NOT_SEEN
+    words = (f"generated tokens part ways at step {w['first_divergent_token_step']} "
+             f"without the cache update (logits off by up to {w['max_logit_diff']:.2g})")
+    return Verdict(kind, words,
         f"without the update the logits differ from full recomputation from step "
         f"{w['first_logit_mismatch_step']} (max {w['max_logit_diff']:.2f}) and the greedy "
         f"tokens part ways at step {w['first_divergent_token_step']}; with it the logits "

@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import fast
 from ..viz import Report, atomic_write
-from .base import MISTAKES, TIERS, Measured, Mistake, Result, fmt
+from .base import EVIDENCE, MISTAKES, TIERS, Measured, Mistake, Result, as_verdict, fmt
 from .common import blas_threads, lab_data, min_corpus_chars, progress_label
 
 Echo = Callable[[str], None]
@@ -102,12 +102,29 @@ class Task:
         return asdict(self)
 
 
+def tier_of(quick: bool, tier: str | None = None) -> str:
+    """The tier named by `tier`, else "quick" or "full" from `quick`."""
+    if tier is None:
+        return "quick" if quick else "full"
+    if tier not in TIERS:
+        raise ValueError(f"lab: tier must be one of {TIERS}, got {tier!r}")
+    return tier
+
+
 def make_tasks(only: Sequence[str | int] | str | None = None, quick: bool = False,
-               seed: int = 0, corpus: str | None = None, progress: bool = False) -> list[Task]:
-    """One task per selected mistake, in lab order, with the tier's settings filled in."""
-    tier = "quick" if quick else "full"
+               seed: int = 0, corpus: str | None = None, progress: bool = False,
+               tier: str | None = None) -> list[Task]:
+    """One task per selected mistake, in lab order, with the tier's settings filled in
+    (tier=None: "quick" or "full" from `quick`). For tier "deep", mistakes without a deep
+    experiment are left out (`without_tier` names them)."""
+    tier = tier_of(quick, tier)
     return [Task(m.slug, tier, seed, corpus, m.settings(tier), m.module, progress)
-            for m in select(only)]
+            for m in select(only) if m.has_tier(tier)]
+
+
+def without_tier(only: Sequence[str | int] | str | None, tier: str) -> list[Mistake]:
+    """The selected mistakes that have no experiment for `tier` (only "deep" can be missing)."""
+    return [m for m in select(only) if not m.has_tier(tier)]
 
 
 def _mistake(task: Task) -> Mistake:
@@ -127,33 +144,43 @@ def one_line(err: BaseException) -> str:
 def run_task(task: Task) -> dict[str, Any]:
     """Run one experiment and return plain data: slug, number, title, module, tier, seed,
     corpus, settings, metrics, series, figures (what the pictures draw), facts, notes,
-    reproduced, symptom, verdict, elapsed_s and error ("" or "Type: message", with the
-    traceback in notes). An experiment that raises is returned as failed, never raised; a task
-    naming no registered mistake or no tier raises ValueError."""
+    kind (one of EVIDENCE; "" when it failed), symptom_words (the symptom in plain words),
+    reproduced (kind is harm or mechanism), symptom (the metric), verdict (the sentence),
+    published (the deep tier's paper, figure and claim, or None), elapsed_s and error ("" or
+    "Type: message", with the traceback in notes). An experiment that raises is returned as
+    failed, never raised; a task naming no registered mistake or no tier raises ValueError."""
     mistake = _mistake(task)
     if task.tier not in TIERS:
         raise ValueError(f"lab: tier must be one of {TIERS}, got {task.tier!r}")
+    if not mistake.has_tier(task.tier):
+        raise ValueError(f"lab: mistake {mistake.slug!r} has no {task.tier} tier")
+    measure, judge, symptom, _ = mistake.part(task.tier)
     settings = mistake.settings(task.tier) if task.settings is None else dict(task.settings)
+    published = mistake.deep.published if task.tier == "deep" and mistake.deep else None
     out: dict[str, Any] = {"slug": mistake.slug, "number": mistake.number,
                            "title": mistake.title, "module": mistake.module,
                            "tier": task.tier, "seed": task.seed,
                            "corpus": task.corpus, "settings": plain(settings),
-                           "symptom": mistake.symptom}
+                           "symptom": symptom,
+                           "published": asdict(published) if published else None}
     t0 = time.perf_counter()
     try:
         # tiny matrices: a second BLAS thread only spins (see common.blas_threads)
         with blas_threads(1), fast.enabled(), progress_label(mistake.slug if task.progress
                                                              else None):
-            measured: Measured = mistake.measure(settings, task.seed, lab_data(task.corpus))
-            reproduced, verdict = mistake.verdict(measured.metrics,
-                                                  {**settings, **measured.facts})
-        notes = "\n\n".join(n for n in (measured.notes, mistake.notes) if n)
+            measured: Measured = measure(settings, task.seed, lab_data(task.corpus))
+            v = as_verdict(judge(measured.metrics, {**settings, **measured.facts}),
+                           f"the {task.tier} verdict of mistake {mistake.slug!r}")
+        # the fixed notes describe the default tiers' experiment
+        fixed_notes = mistake.notes if task.tier != "deep" else ""
+        notes = "\n\n".join(n for n in (measured.notes, fixed_notes) if n)
         out.update(metrics=plain(measured.metrics), series=plain(measured.series),
                    figures=plain(measured.figures), facts=plain(measured.facts), notes=notes,
-                   reproduced=bool(reproduced), verdict=verdict, error="")
+                   kind=v.kind, symptom_words=v.symptom, reproduced=v.reproduced,
+                   verdict=v.sentence, error="")
     except Exception as err:  # one broken experiment must not lose the others' results
         out.update(metrics={"wrong": {}, "fixed": {}}, series={}, figures={}, facts={},
-                   notes=traceback.format_exc(), reproduced=False,
+                   notes=traceback.format_exc(), kind="", symptom_words="", reproduced=False,
                    verdict=f"the experiment failed: {one_line(err)}", error=one_line(err))
     out["elapsed_s"] = round(time.perf_counter() - t0, 2)
     return out
@@ -173,7 +200,7 @@ def draw_pictures(result: dict, out_dir: str | Path) -> tuple[list[str], dict[st
     pictures: list[str] = []
     captions: dict[str, str] = {}
     problems = []
-    for figure in mistake.figures:
+    for figure in mistake.part(result.get("tier") or "quick")[3]:
         try:
             written = figure.draw(result, out / figure.name)
         except ImportError:          # no matplotlib: the measurements stand without pictures
@@ -194,7 +221,8 @@ def to_result(result: dict, out_dir: str | Path | None = None) -> Result:
     notes = "\n\n".join(n for n in (result["notes"], problems) if n)
     return Result(result["slug"], result["metrics"], result["reproduced"], result["symptom"],
                   result["verdict"], pictures, result["series"], notes, captions,
-                  result["error"], result["elapsed_s"])
+                  result["error"], result["elapsed_s"], result.get("kind", ""),
+                  result.get("symptom_words", ""), result.get("tier", ""))
 
 
 # ---------------------------------------------------------------------------- the lab
@@ -225,25 +253,40 @@ def symptom_values(result: Result) -> tuple[Any, Any]:
     return (m.get("wrong", {}).get(result.symptom), m.get("fixed", {}).get(result.symptom))
 
 
+def kind_counts(results: Iterable[Result]) -> str:
+    """'3 harm reproduced, 7 mechanism shown, 1 not seen at this scale' (kinds that occur, in
+    EVIDENCE order, then failures)."""
+    rs = list(results)
+    parts = [f"{n} {k}" for k in EVIDENCE if (n := sum(r.kind == k for r in rs))]
+    failed = sum(bool(r.error) for r in rs)
+    if failed:
+        parts.append(f"{failed} failed")
+    return ", ".join(parts) or "nothing run"
+
+
 def outcome_line(result: Result) -> str:
-    """'reproduced in 4.0s: grad_span_init wrong 22.07 vs fixed 1.028', or the failure."""
+    """'mechanism shown in 4.0s: gradient spread across blocks at init, 22x (post-norm) against
+    1.0x (pre-norm)', or the failure."""
     if result.error:
         return f"      FAILED in {result.elapsed_s:.1f}s: {result.error}"
-    w, f = symptom_values(result)
-    return (f"      {'reproduced' if result.reproduced else 'NOT reproduced'} in "
-            f"{result.elapsed_s:.1f}s: {result.symptom} wrong {fmt(w)} vs fixed {fmt(f)}")
+    return f"      {result.kind} in {result.elapsed_s:.1f}s: {result.symptom_words}"
 
 
 def run_lab(only: Sequence[str | int] | str | None = None, quick: bool = False,
             out_dir: str | Path = "lab_report", corpus: str | None = None, seed: int = 0,
-            echo: Echo | None = print) -> list[Result]:
-    """Run the selected mistakes (all by default) one after another and write the report into
-    `out_dir`. A mistake whose experiment raises is reported as failed; the others still run.
-    Raises CorpusError before running anything when the corpus is too small."""
+            echo: Echo | None = print, tier: str | None = None) -> list[Result]:
+    """Run the selected mistakes (all by default) one after another at `tier` (None: "quick"
+    or "full" from `quick`; "deep": the mistakes with a deep experiment, the others named and
+    skipped) and write the report into `out_dir`. A mistake whose experiment raises is
+    reported as failed; the others still run. Raises CorpusError before running anything when
+    the corpus is too small."""
     say = echo or (lambda s: None)
-    check_corpus(corpus, quick)
-    tasks = make_tasks(only, quick, seed, corpus, progress=echo is not None)
-    say(f"lab: {len(tasks)} mistake(s), {'quick' if quick else 'full'} mode, seed {seed}, "
+    tier = tier_of(quick, tier)
+    check_corpus(corpus, tier == "quick")
+    for m in without_tier(only, tier):
+        say(f"lab: {m.number} {m.slug} has no {tier} experiment; skipped")
+    tasks = make_tasks(only, quick, seed, corpus, progress=echo is not None, tier=tier)
+    say(f"lab: {len(tasks)} mistake(s), {tier} tier, seed {seed}, "
         f"corpus {corpus or 'built-in default'}, report in {Path(out_dir)}/")
     start = time.perf_counter()
     results = []
@@ -258,16 +301,19 @@ def run_lab(only: Sequence[str | int] | str | None = None, quick: bool = False,
 def finish_lab(tasks: Sequence[Task], results: Iterable[dict], out_dir: str | Path,
                elapsed: float) -> list[Result]:
     """Draw every picture and write DIR/results.json and DIR/index.html from the tasks'
-    results (in the tasks' order, one per mistake: pictures are named by mistake), once;
-    returns the results with their pictures."""
+    results (in the tasks' order, one per mistake and tier: pictures are named by mistake and
+    tier), once; returns the results with their pictures. Results of several tiers (a quick
+    and a deep run) make one report that shows both."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     raw = list(results)
     drawn = [to_result(r, out) for r in raw]
     first = tasks[0] if tasks else Task("")
-    meta = {"quick": first.tier == "quick", "seed": first.seed,
-            "corpus": first.corpus or "built-in default", "elapsed_s": round(elapsed, 2),
-            "python": platform.python_version(), "numpy": np.__version__}
+    tiers = list(dict.fromkeys(r["tier"] for r in raw)) or [first.tier]
+    meta = {"quick": first.tier == "quick", "tier": tiers[0] if len(tiers) == 1 else tiers,
+            "seed": first.seed, "corpus": first.corpus or "built-in default",
+            "elapsed_s": round(elapsed, 2), "python": platform.python_version(),
+            "numpy": np.__version__}
     mistakes = [MISTAKES[r["slug"]] for r in raw]
     write_results(out / "results.json", mistakes, drawn, raw, meta)
     write_report(out, mistakes, drawn, meta)
@@ -280,26 +326,36 @@ def write_results(path: Path, mistakes: list[Mistake], results: list[Result],
     for m, r, task in zip(mistakes, results, raw):
         entries.append({"number": m.number, "slug": m.slug, "title": m.title,
                         "wrong_setting": m.wrong, "fixed_setting": m.fixed,
-                        "settings": task["settings"], **r.to_dict()})
-    doc = {**meta, "reproduced": sum(r.reproduced for r in results), "total": len(results),
+                        "settings": task["settings"], "published": task.get("published"),
+                        **r.to_dict()})
+    doc = {**meta, "kinds": {k: sum(r.kind == k for r in results) for k in EVIDENCE},
+           "failed": sum(bool(r.error) for r in results),
+           "reproduced": sum(r.reproduced for r in results), "total": len(results),
            "mistakes": entries}
     return atomic_write(path, json.dumps(jsonable(doc), indent=1, allow_nan=False) + "\n")
 
 
 def summary_rows(mistakes: list[Mistake], results: list[Result]) -> list[dict]:
+    """One row per result: number, mistake, (tier, when several), kind of evidence, the
+    symptom in words, and the symptom metric on the wrong and fixed sides."""
+    several = len({r.tier for r in results}) > 1
     rows = []
     for m, r in zip(mistakes, results):
         w, f = symptom_values(r)
-        rows.append({"#": m.number, "mistake": f"{m.slug}: {m.title}",
-                     "symptom": "error" if r.error else r.symptom, "wrong": fmt(w),
-                     "fixed": fmt(f), "reproduced": "yes" if r.reproduced else "NO"})
+        row = {"#": m.number, "mistake": f"{m.slug}: {m.title}"}
+        if several:
+            row["tier"] = r.tier
+        row.update({"evidence": "FAILED" if r.error else r.kind,
+                    "symptom": r.error if r.error else r.symptom_words,
+                    "wrong": fmt(w), "fixed": fmt(f)})
+        rows.append(row)
     return rows
 
 
 def summary_table(mistakes: list[Mistake], results: list[Result]) -> str:
     """The summary as fixed-width text for the terminal."""
     rows = summary_rows(mistakes, results)
-    cols = ["#", "mistake", "symptom", "wrong", "fixed", "reproduced"]
+    cols = list(rows[0]) if rows else ["#", "mistake", "evidence", "symptom", "wrong", "fixed"]
     width = {c: max(len(c), *(len(str(r[c])) for r in rows)) if rows else len(c) for c in cols}
     line = "  ".join(f"{c:<{width[c]}}" for c in cols)
     out = [line, "  ".join("-" * width[c] for c in cols)]
@@ -333,37 +389,63 @@ def _setting(d: dict) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in d.items()) or "(defaults)"
 
 
+TIER_WORDS = {"quick": "the quick tier (a tiny model, few steps)",
+              "full": "the full tier (the default settings)",
+              "deep": "the deep tier (experiments aimed at the harm itself, beside the "
+                      "published result)"}
+
+
+def _tiers_said(meta: dict) -> str:
+    tiers = meta.get("tier") or ("quick" if meta.get("quick") else "full")
+    tiers = [tiers] if isinstance(tiers, str) else list(tiers)
+    return " and ".join(TIER_WORDS.get(t, t) for t in tiers)
+
+
 def write_report(out: Path, mistakes: list[Mistake], results: list[Result], meta: dict) -> Path:
-    """DIR/index.html: the summary table, then per mistake its explanation, the settings, the
-    pictures (wrong and fixed on one scale), the numbers and the verdict."""
-    n_ok = sum(r.reproduced for r in results)
+    """DIR/index.html: which tier(s) it shows, the summary table (kind of evidence and the
+    symptom in words), then per mistake its explanation, the settings, the published result
+    beside ours (deep tier), the pictures (wrong and fixed on one scale), the numbers and the
+    verdict."""
     report = Report(
         "tinygrad_gpt: the mistakes lab",
         f"Each classic transformer mistake is switched on, measured against its fix on the "
-        f"same data, seed and steps, and drawn. {n_ok} of {len(results)} reproduced in "
-        f"{meta['elapsed_s']:.0f} s ({'quick' if meta['quick'] else 'full'} mode, seed "
+        f"same data, seed and steps, and drawn. This report shows {_tiers_said(meta)}. "
+        f"Evidence: {kind_counts(results)}, in {meta['elapsed_s']:.0f} s (seed "
         f"{meta['seed']}, corpus: {meta['corpus']}). Every number is also in `results.json`.")
-    report.section("Summary").metrics(summary_rows(mistakes, results))
+    report.section("Summary", KINDS_SAID).metrics(summary_rows(mistakes, results))
+    several = len({r.tier for r in results}) > 1
     for m, r in zip(mistakes, results):
-        sec = report.section(f"{m.number}. {m.title}", m.explanation)
-        sec.text(f"Wrong: `{_setting(m.wrong)}`. Fixed: `{_setting(m.fixed)}`.")
+        title = f"{m.number}. {m.title}" + (f" ({r.tier} tier)" if several else "")
+        sec = report.section(title, m.explanation)
+        if r.tier == "deep":
+            pub = m.deep.published if m.deep else None
+            if pub is not None:
+                sec.text(f"Published: {pub.paper}, {pub.figure}: {pub.claim}")
+        else:
+            sec.text(f"Wrong: `{_setting(m.wrong)}`. Fixed: `{_setting(m.fixed)}`.")
         for pic in r.pictures:
             path = _picture_path(out, pic)
             if path.exists():
                 sec.figure(path, r.captions.get(pic, r.captions.get(Path(pic).name, "")))
         sec.metrics(_metric_rows(r), caption=f"symptom metric: {r.symptom}")
-        sec.text(f"Verdict: {'reproduced' if r.reproduced else 'NOT reproduced'}. "
-                 f"{sentence(r.verdict)}")
+        said = "the experiment failed" if r.error else f"{r.kind}: {r.symptom_words}"
+        sec.text(f"Verdict ({said}). {sentence(r.verdict)}")
         if r.notes:
             sec.text(r.notes)
     return report.write(out)
 
 
+KINDS_SAID = ("Kinds of evidence: *harm reproduced* (the symptom the mistake names: it does "
+              "not train, a worse loss, a crash, wrong output, no learning); *mechanism shown* "
+              "(the cause without the harm, e.g. gradient imbalance at initialization, a "
+              "parameter count, a drift); *not seen at this scale* (neither, after an honest "
+              "attempt). Each is computed from the metrics.")
+
+
 def main_summary(mistakes: list[Mistake], results: list[Result], out: Path,
                  elapsed: float) -> str:
     """The closing lines printed by the command."""
-    n_ok = sum(r.reproduced for r in results)
-    return (f"\n{summary_table(mistakes, results)}\n\n{n_ok} of {len(results)} reproduced in "
+    return (f"\n{summary_table(mistakes, results)}\n\n{kind_counts(results)} in "
             f"{elapsed:.1f}s; report: {out / 'index.html'}, metrics: {out / 'results.json'}")
 
 
