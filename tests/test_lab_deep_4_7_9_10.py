@@ -84,8 +84,13 @@ def test_tying_deep_compares_at_equal_parameters(tmp_path):
     assert len(r["series"]["val_loss"]["tied"]) == 2
     assert w["gap_best"] == pytest.approx(w["val_loss_best"] - f["val_loss_best"])
     assert MISTAKES["tying"].deep.figures[0].draw(r, tmp_path / "t.png").exists()
-    v = m04_tying.deep_verdict(r["metrics"], {**small, **r["facts"]})
-    assert v.kind == (HARM if w["gap_best"] > m04_tying.LOSS_MARGIN else NOT_SEEN)
+    assert w["gap_late"] == pytest.approx(w["val_loss_late"] - f["val_loss_late"])
+    ctx = {**small, **r["facts"]}
+    margin = m04_tying.LOSS_MARGIN
+    for late, best, kind in ((margin + 0.01, 0.0, HARM), (margin - 0.01, 0.0, NOT_SEEN),
+                             (margin + 0.01, -margin - 0.01, NOT_SEEN)):
+        m = {"wrong": {**w, "gap_late": late, "gap_best": best}, "fixed": f}
+        assert m04_tying.deep_verdict(m, ctx).kind == kind
 
 
 # ---------------------------------------------------------------------------- 9: argmax
