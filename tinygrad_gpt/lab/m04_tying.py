@@ -263,7 +263,12 @@ def deep_measure(settings: dict, seed: int, data: LabData) -> Measured:
     epochs = settings["steps"] * settings["batch_size"] * settings["block_size"] / train_tokens
     return Measured(metrics, {"val_loss": curves, "eval_every": settings["eval_every"]},
                     facts={"vocab_size": v, "train_tokens": train_tokens, "epochs": epochs,
-                           "unigram_loss": unigram_loss(tokens)})
+                           "unigram_loss": unigram_loss(tokens)},
+                    notes=("The untied model is narrower, so that the two have the same number "
+                           "of parameters; early in training it is ahead (a narrower model "
+                           "with Adam moves faster), late in training, the small set seen many "
+                           "times, it overfits more. Best point: the lowest validation loss "
+                           "on the curve, what early stopping would keep."))
 
 
 def deep_verdict(metrics: dict, context: dict) -> Verdict:

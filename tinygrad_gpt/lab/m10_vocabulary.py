@@ -262,7 +262,11 @@ def deep_measure(settings: dict, seed: int, data: LabData) -> Measured:
     series = {"vocab_size": [metrics[k]["vocab_size"] for k in sizes],
               "bits_per_byte": [metrics[k]["bits_per_byte"] for k in sizes],
               "labels": sizes}
-    return Measured(metrics, series, facts={"best": best})
+    return Measured(metrics, series, facts={"best": best}, notes=(
+        "Equal training compute: the same model (width, depth, block of tokens), batch and "
+        "steps for every vocabulary, so the transformer blocks do the same work; the embedding "
+        "and head grow with the vocabulary, and a BPE block covers more bytes of text (bytes "
+        "seen in training are in the metrics)."))
 
 
 # "many <UNK>": more than this share of the words in the rest of the text unknown
