@@ -37,7 +37,7 @@ def test_train_writes_a_checkpoint_with_the_requested_config(corpus, tmp_path, c
     assert ckpt.config.pos_encoding == "rope" and ckpt.config.ffn_hidden == 24
     assert ckpt.config.vocab_size == len(set(TEXT)) == ckpt.tokenizer.vocab_size
     assert ckpt.state["step"] == 3 and ckpt.optimizer_state["step_count"] == 3
-    assert json.loads((out / "config.json").read_text())["n_head"] == 2
+    assert json.loads((ckpt.path / "config.json").read_text())["n_head"] == 2
     assert capsys.readouterr().out == ""                  # --no-progress: silent
 
 
@@ -81,7 +81,8 @@ def test_resume_from_the_command_line_is_bit_exact(corpus, tmp_path, capsys):
                  "--no-progress"]) == 0
     assert load_checkpoint(split).state["train_config"] == \
         load_checkpoint(straight).state["train_config"]
-    a, b = load_file(straight / "model.safetensors"), load_file(split / "model.safetensors")
+    a = load_file(load_checkpoint(straight).path / "model.safetensors")
+    b = load_file(load_checkpoint(split).path / "model.safetensors")
     assert a.keys() == b.keys()
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
@@ -107,7 +108,19 @@ def test_progress_output_names_the_corpus_and_the_result(corpus, tmp_path, capsy
     (["--config", "vocab_size=10"], "--config: vocab_size is set by the tokenizer"),
     (["--config", "n_layer"], "--config: expected key=value, got 'n_layer'"),
     (["--config", "n_head=3"], "GPTConfig: n_embd 16 is not divisible by n_head 3"),
-    (["--steps", "0"], "TrainConfig: steps must be a positive integer, got 0"),
+    (["--steps", "0"], "--steps must be a positive integer, got 0"),
+    (["--seed", "-1"], "--seed must be an integer >= 0, got -1"),
+    (["--min-lr", "nan"], "--min-lr must be a finite number in [0, inf), got nan"),
+    (["--min-lr", "-1"], "--min-lr must be a finite number in [0, inf), got -1.0"),
+    (["--weight-decay", "nan"], "--weight-decay must be a finite number in [0, inf), got nan"),
+    (["--weight-decay", "-0.1"], "--weight-decay must be a finite number in [0, inf), got -0.1"),
+    (["--lr", "inf"], "--lr must be a finite number in (0, inf), got inf"),
+    (["--beta2", "1"], "--beta2 must be a finite number in [0, 1), got 1.0"),
+    (["--eps", "0"], "--eps must be a finite number in (0, inf), got 0.0"),
+    (["--grad-clip", "nan"], "--grad-clip must be a finite number in (0, inf), got nan"),
+    (["--config", "layer_norm_eps=inf"], "GPTConfig: layer_norm_eps must be a finite number > 0,"
+                                         " got inf"),
+    (["--out", ""], "--out: the path is empty"),
     (["--steps", "5", "--until", "6"], "--until 6: must be after the current step 0 and at "
                                        "most --steps 5"),
 ])
@@ -140,8 +153,9 @@ def test_sample_errors(corpus, tmp_path, capsys):
     assert train(corpus, out, "--steps", "1") == 0
     assert main(["sample", "--checkpoint", str(out), "--prompt", "TO BE"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("tinygrad-gpt sample: error: CharTokenizer.encode: character 'T' "
-                          "(U+0054) at position 0 is not in the vocabulary of 16 characters")
+    assert err == ("tinygrad-gpt sample: error: --prompt: the character 'T' (U+0054) at position "
+                   "0 is not in this checkpoint's vocabulary of 16 characters (those of its "
+                   "training corpus); use only those characters in --prompt\n")
     assert main(["sample", "--checkpoint", str(out), "--top-k", "99"]) == 2
     assert "generate: top_k must be in 1..16, got 99" in capsys.readouterr().err
 

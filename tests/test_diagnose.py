@@ -391,3 +391,84 @@ def test_a_model_that_cannot_take_ids_is_refused_with_the_reason():
         diagnose(floats_only)
     with pytest.raises(TypeError, match="must be callable"):
         diagnose(42)
+
+
+@pytest.fixture(scope="module")
+def trained_char_model(tmp_path_factory):
+    """The README's recipe, small: a character tokenizer built from the built-in corpus, a GPT
+    trained 200 steps with Trainer, saved as a checkpoint."""
+    from tinygrad_gpt.checkpoint import save_checkpoint
+    from tinygrad_gpt.data import default_corpus
+    from tinygrad_gpt.tokenizers import CharTokenizer
+    from tinygrad_gpt.train import TrainConfig, Trainer
+    _, text = default_corpus()
+    text = text[:100_000]
+    tok = CharTokenizer(text)
+    ids = np.asarray(tok.encode(text), dtype=np.int64)
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=32, n_layer=2, n_head=2,
+                          n_embd=32), seed=0)
+    trainer = Trainer(model, ids[:90_000], ids[90_000:],
+                      TrainConfig(steps=200, batch_size=4, lr=3e-3, warmup=20, eval_interval=0,
+                                  log_interval=1000), tokenizer=tok, progress=False)
+    trainer.fit()
+    path = save_checkpoint(tmp_path_factory.mktemp("trained") / "ck", model, tokenizer=tok)
+    return model, tok, text, path
+
+
+@pytest.mark.slow
+def test_a_correctly_built_trained_model_is_not_flagged(trained_char_model, capsys):
+    from tinygrad_gpt.diagnostics.weights import TRAINED
+    model, tok, text, path = trained_char_model
+    before = {n: p.data.copy() for n, p in model.named_parameters()}
+    report = diagnose(model, tokenizer=tok)
+    assert report.info["weights"] == TRAINED and "have moved" in report.info["weights_evidence"]
+    assert report.ok, report.table()
+    # the initialisation probes ran on a fresh copy, and say so; its first loss is ~ln(V)
+    for key in ("final_norm", "gradient_flow"):
+        assert report[key].measured.startswith("on a freshly initialised copy")
+    assert abs(report["final_norm"].details["init_loss"] - np.log(tok.vocab_size)) < 0.2
+    # on the trained weights the same check would fail: random targets after training cost
+    # more than ln(V), which is why it must not be applied to them
+    ids = np.random.default_rng(0).integers(0, tok.vocab_size, (4, 16))
+    _, loss = model(ids, targets=np.random.default_rng(1).integers(0, tok.vocab_size, (4, 16)))
+    assert loss.item() > np.log(tok.vocab_size) + 0.5
+    # the closed character alphabet refuses probe characters loudly: not a mistake...
+    vocab = report["vocabulary"]
+    assert vocab.passed and vocab.details["silent_characters"] == []
+    assert len(vocab.details["refused_characters"]) >= 5 and "closed alphabet" in vocab.measured
+    # ...and it reads every character of its own training text
+    assert diagnose(model, tokenizer=tok, text=text)["vocabulary"].passed
+    assert not diagnose(model, tokenizer=tok, text=text + "\u00e9")["vocabulary"].passed
+    assert all(np.array_equal(before[n], p.data) for n, p in model.named_parameters())
+    # the same through the command line, from the checkpoint
+    assert main(["diagnose", "--checkpoint", str(path)]) == 0, capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "0 failed" in out and "weights: trained" in out
+
+
+def test_weights_at_init_are_told_from_trained_ones():
+    from tinygrad_gpt.diagnostics.weights import INIT, TRAINED, UNKNOWN, weights_state
+    model = gpt()
+    params = list(model.named_parameters())
+    state = weights_state(model, params)
+    assert state.state == INIT and state.fresh is not None
+    name, p = next((n, p) for n, p in params if n.endswith("ln_1.weight"))
+    p.data = p.data + np.linspace(0, 1e-3, p.data.size, dtype=p.data.dtype)   # one step moved it
+    state = weights_state(model, params)
+    assert state.state == TRAINED and name in state.why
+    # a model that cannot be rebuilt from its config: constants still there mean init
+    plain = object()                                       # no config to rebuild from
+    named = [("a", Tensor(np.ones((2, 2), np.float32))), ("b", Tensor(np.eye(2)))]
+    assert weights_state(plain, named).state == INIT
+    assert weights_state(plain, named[1:]).state == UNKNOWN
+
+
+def test_tokenizer_that_collapses_text_silently_is_flagged_with_text():
+    from tinygrad_gpt.tokenizers import CharTokenizer
+    strict = CharTokenizer("hello world")                 # refuses what it has not seen
+    probe = diagnose(gpt(vocab_size=strict.vocab_size), tokenizer=strict)["vocabulary"]
+    assert probe.passed and "Z" in probe.details["refused_characters"]
+    probe = diagnose(gpt(vocab_size=strict.vocab_size), tokenizer=strict,
+                     text="hello Zak")["vocabulary"]
+    assert probe.failed and probe.details["refused_characters"] == ["Z", "a", "k"]
+    assert "3 refused with an error (Zak)" in probe.measured

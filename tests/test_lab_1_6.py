@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tinygrad_gpt import GPT
-from tinygrad_gpt.lab import MISTAKES, run_mistake
+from tinygrad_gpt.lab import HARM, MECHANISM, MISTAKES, run_mistake
 
 _CACHE: dict = {}
 
@@ -57,6 +57,10 @@ def test_norm_placement_gradients_out_of_balance_only_with_post_and_mixed():
     assert w["grad_first_over_last"] > 10
     assert all(len(s["grad_by_layer_init"]) == 6 for s in (w, f, mixed))
     assert r.reproduced and r.symptom == "grad_span_init"
+    # imbalance at init, but post-norm trains as well as pre-norm here: the mechanism only
+    assert abs(w["val_loss"] - f["val_loss"]) < 0.1
+    assert r.kind == MECHANISM and "gradient spread across blocks at init, 22x" in \
+        r.symptom_words
 
 
 def test_missing_residuals_gradient_fades_over_orders_of_magnitude():
@@ -68,7 +72,7 @@ def test_missing_residuals_gradient_fades_over_orders_of_magnitude():
     assert g[0] < g[-1] * 1e-3                         # fading towards the input
     assert f["grad_orders_of_magnitude"] < 0.3         # flat with the skip path
     assert w["val_loss"] > f["val_loss"] + 0.1         # and the loss lags behind
-    assert r.reproduced
+    assert r.kind == HARM and "without residuals" in r.symptom_words
 
 
 def test_ffn_width_costs_loss_and_saves_parameters():
@@ -79,8 +83,8 @@ def test_ffn_width_costs_loss_and_saves_parameters():
     d, layers = w["d_ff"], 2
     assert f["mlp_params"] - w["mlp_params"] == layers * (2 * d * 3 * d + 3 * d)
     assert f["params"] - w["params"] == f["mlp_params"] - w["mlp_params"]
-    assert w["val_loss"] > f["val_loss"] + 0.01
-    assert r.reproduced
+    assert 0.01 < w["val_loss"] - f["val_loss"] < 0.1    # measured +0.027: not yet harm
+    assert r.kind == MECHANISM and r.symptom_words.startswith("42% fewer parameters")
 
 
 def test_tying_saves_vocab_times_d_and_gradient_arrives_from_both_ends():
@@ -93,7 +97,8 @@ def test_tying_saves_vocab_times_d_and_gradient_arrives_from_both_ends():
     assert f["wte_rows_with_grad"] == 1.0                  # the head reaches every row
     assert w["wte_rows_with_grad"] < 0.9                   # the lookup only the batch's tokens
     assert abs(w["val_loss"] - f["val_loss"]) < 0.2        # similar loss for 11% fewer
-    assert r.reproduced
+    assert w["val_loss"] < f["val_loss"]                   # untied even a little lower here
+    assert r.kind == MECHANISM and "parameters spent twice" in r.symptom_words
 
 
 def test_ln_axis_makes_samples_depend_on_each_other():
@@ -108,7 +113,7 @@ def test_ln_axis_makes_samples_depend_on_each_other():
     assert f["b1_output_spread"] > 0.1
     assert w["batch1_minus_batched"] > 0.3
     assert abs(f["batch1_minus_batched"]) < 1e-4
-    assert r.reproduced
+    assert r.kind == HARM and "a batch of one scores" in r.symptom_words
 
 
 def test_final_norm_head_reads_the_raw_stream():
@@ -120,7 +125,9 @@ def test_final_norm_head_reads_the_raw_stream():
     assert 0.3 < f["head_input_growth"] < 3
     assert 0.5 < f["head_input_rms_init"] < 2             # LayerNorm output: unit scale
     assert w["head_input_rms_init"] == pytest.approx(w["stream_rms_by_depth_init"][-1])
-    assert r.reproduced
+    # quick tier, seed 0: the loss is 0.44 nats worse without ln_f (mixed at other sizes)
+    assert w["val_loss"] > f["val_loss"] + 0.1
+    assert r.kind == HARM and "head input drifts" in r.symptom_words
 
 
 def test_same_seed_same_numbers():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tinygrad_gpt import GPT
-from tinygrad_gpt.lab import MISTAKES, run_mistake
+from tinygrad_gpt.lab import HARM, MECHANISM, MISTAKES, run_mistake
 from tinygrad_gpt.lab.m07_positions import handwritten
 from tinygrad_gpt.lab.m08_padding_mask import naive_softmax_rows
 from tinygrad_gpt.lab.m09_argmax import constant_policy_reward, directional_derivatives, reward_gain
@@ -42,11 +42,17 @@ def test_registered_with_slugs_and_builds():
             m.build("sideways", 0)
 
 
+# measured in quick mode, seed 0: the raw table crashes but the loss past the trained length
+# does not rise; zero gradient through argmax; 0.43% unknown characters (not "many")
+KINDS = {7: MECHANISM, 8: HARM, 9: MECHANISM, 10: MECHANISM, 11: HARM}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("n", [7, 8, 9, 10, 11])
 def test_quick_run_reproduces_and_writes_its_pictures(quick, n):
     r = quick(n)
     assert r.reproduced, r.verdict
+    assert r.kind == KINDS[n], (r.kind, r.symptom_words)
     assert r.slug == MISTAKES[n].slug
     assert r.symptom in r.metrics["wrong"] and r.symptom in r.metrics["fixed"]
     assert r.pictures

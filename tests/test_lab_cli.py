@@ -12,13 +12,16 @@ import pytest
 from tinygrad_gpt.cli import main
 from tinygrad_gpt.data import generated_corpus
 from tinygrad_gpt.lab import MISTAKES, unregister
-from tinygrad_gpt.lab.base import Mistake, register
+from tinygrad_gpt.lab.base import EVIDENCE, HARM, MECHANISM, Mistake, register
 from tinygrad_gpt.lab.common import min_corpus_chars
 from tinygrad_gpt.lab.runner import jsonable, ordered_mistakes, select
 
 SLUGS = ["norm", "residual", "ffn", "tying", "ln-axis", "final-norm", "positions",
          "padding-mask", "argmax", "vocabulary", "kv-cache"]
 N = len(SLUGS)
+# the kind of evidence each mistake's quick experiment gives (seed 0), from its metrics
+QUICK_KINDS = dict(zip(SLUGS, [MECHANISM, HARM, MECHANISM, MECHANISM, HARM, HARM, MECHANISM,
+                               HARM, MECHANISM, MECHANISM, HARM]))
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +43,11 @@ def test_quick_lab_reproduces_every_mistake(quick_lab):
     assert [e["number"] for e in entries] == list(range(1, N + 1))
     not_reproduced = [e["slug"] for e in entries if not e["reproduced"]]
     assert not not_reproduced, [(e["slug"], e["verdict"]) for e in entries if not e["reproduced"]]
-    assert doc["reproduced"] == N
+    assert doc["reproduced"] == N and doc["failed"] == 0
+    # every result says what kind of evidence it is (quick mode, seed 0)
+    kinds = {e["slug"]: e["kind"] for e in entries}
+    assert kinds == QUICK_KINDS
+    assert doc["kinds"] == {k: list(QUICK_KINDS.values()).count(k) for k in EVIDENCE}
     for e in entries:
         assert e["slug"] == MISTAKES[e["number"]].slug
         assert {"wrong", "fixed"} <= set(e["metrics"])
@@ -57,8 +64,11 @@ def test_quick_lab_reproduces_every_mistake(quick_lab):
     header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["#", "mistake"])
     rows = lines[header + 2:header + 2 + N]
     assert [r.split()[0] for r in rows] == [str(n) for n in range(1, N + 1)]
-    assert all(r.rstrip().endswith("yes") for r in rows)
-    assert f"{N} of {N} reproduced" in proc.stdout
+    assert [next(k for k in EVIDENCE if k in r) for r in rows] == list(QUICK_KINDS.values())
+    # the symptom in words, never the metric's name
+    assert "gradient spread across blocks at init, 22x" in rows[0]
+    assert "grad_span_init" not in "\n".join(rows)
+    assert "5 harm reproduced, 6 mechanism shown in" in proc.stdout
 
 
 @pytest.mark.slow
@@ -79,7 +89,7 @@ def test_quick_lab_report_has_summary_then_a_section_per_mistake(quick_lab):
     bodies = html.split("<section")[2:]
     for body, slug in zip(bodies, SLUGS):
         m = MISTAKES[slug]
-        assert "Verdict: reproduced." in body
+        assert f"Verdict ({QUICK_KINDS[slug]}: " in body
         assert '<table class="metrics">' in body and "wrong" in body and "fixed" in body
         assert "<img" in body or "<svg" in body      # every mistake is drawn
         assert m.explanation.split()[0] in body
@@ -98,7 +108,7 @@ def test_only_seed_and_corpus(tmp_path, capsys):
     assert [e["slug"] for e in doc["mistakes"]] == ["residual", "ln-axis"]   # lab order
     assert doc["seed"] == 3 and doc["corpus"] == str(corpus)
     # a different text (vocabulary of ~25 characters) and seed: the symptoms still show
-    assert doc["reproduced"] == 2 and "2 of 2 reproduced" in capsys.readouterr().out
+    assert doc["reproduced"] == 2 and "2 harm reproduced in" in capsys.readouterr().out
     res, ln = (e["metrics"] for e in doc["mistakes"])
     assert res["wrong"]["grad_orders_of_magnitude"] > 3
     assert ln["fixed"]["batch_dependence"] == 0.0 < ln["wrong"]["batch_dependence"]

@@ -63,5 +63,5 @@ def test_quick_run_prints_the_verdict_and_writes_pictures(tmp_path, monkeypatch,
     monkeypatch.setattr(sys, "argv", ["mistake_05_ln_axis.py", "--out", str(tmp_path)])
     module.main()
     text = capsys.readouterr().out
-    assert "reproduced: True" in text and "batch_dependence" in text
+    assert "evidence: harm reproduced" in text and "batch_dependence" in text
     assert (tmp_path / "m05_ln_axis.png").read_bytes()[:4] == b"\x89PNG"

@@ -54,7 +54,11 @@ def ids(b: int, t: int, seed: int = 0) -> np.ndarray:
     (dict(tie_weights=0), "GPTConfig: tie_weights must be True or False, got 0"),
     (dict(ffn_hidden=True), "GPTConfig: ffn_hidden must be a positive integer or None, got "
                             "True"),
-    (dict(layer_norm_eps=0.0), "GPTConfig: layer_norm_eps must be > 0, got 0.0"),
+    (dict(layer_norm_eps=0.0), "GPTConfig: layer_norm_eps must be a finite number > 0, got 0.0"),
+    (dict(layer_norm_eps=float("inf")), "GPTConfig: layer_norm_eps must be a finite number > 0, "
+                                        "got inf"),
+    (dict(layer_norm_eps=True), "GPTConfig: layer_norm_eps must be a finite number > 0, got "
+                                "True"),
     (dict(dropout="0.1"), "GPTConfig: dropout must be in [0, 1), got 0.1"),
     (dict(ln_axis=False), "GPTConfig: ln_axis must be -1 (features) or 0 (batch), got False"),
 ])

@@ -315,3 +315,38 @@ def test_warmup_cosine_schedule_values():
     assert all(a <= b for a, b in zip(f[:10], f[1:10]))  # warmup rises
     assert all(a >= b - 1e-12 for a, b in zip(f[10:110], f[11:111]))  # then only falls
     assert optim.warmup_cosine(0, 3e-4, 0, 100) == pytest.approx(3e-4)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: optim.AdamW(p, lr=float("nan")), "optimizer: lr must be a finite number in "
+                                                "[0, inf), got nan"),
+    (lambda p: optim.AdamW(p, betas=(0.9, 1.0)), "optimizer: beta2 must be a finite number in "
+                                                 "[0, 1), got 1.0"),
+    (lambda p: optim.AdamW(p, eps=0.0), "optimizer: eps must be a finite number in (0, inf), "
+                                        "got 0.0"),
+    (lambda p: optim.AdamW(p, weight_decay=-0.1), "optimizer: weight_decay must be a finite "
+                                                  "number in [0, inf), got -0.1"),
+    (lambda p: optim.AdamW([{"params": p, "weight_decay": float("nan")}]),
+     "optimizer: weight_decay must be a finite number in [0, inf), got nan"),
+    (lambda p: optim.SGD(p, lr=-1.0), "optimizer: lr must be a finite number in [0, inf), "
+                                      "got -1.0"),
+    (lambda p: optim.SGD(p, lr=0.1).set_lr(float("inf")),
+     "optimizer.set_lr: lr must be a finite number in [0, inf), got inf"),
+])
+def test_optimizer_hyper_parameters_must_be_finite_and_in_range(make, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make([Tensor(np.ones(3, dtype=np.float32), requires_grad=True)])
+
+
+def test_optimizer_state_with_a_bad_step_count_or_structure_is_refused():
+    p = Tensor(np.ones(3, dtype=np.float32), requires_grad=True)
+    opt = optim.AdamW([p])
+    good = opt.state_dict()
+    for bad, message in [({**good, "step_count": -1}, "step_count must be an integer >= 0, got -1"),
+                         ({**good, "groups": {}}, "groups must be a list of objects"),
+                         ({**good, "state": [[1]]}, "state must be a list of objects of arrays"),
+                         ({"groups": []}, "expected an object with step_count, groups and state"),
+                         ({**good, "groups": [{**good["groups"][0], "betas": (0.9, 2)}]},
+                          "beta2 must be a finite number in [0, 1), got 2")]:
+        with pytest.raises(ValueError, match=re.escape(f"optimizer.load_state_dict: {message}")):
+            opt.load_state_dict(bad)

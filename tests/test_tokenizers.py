@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -155,6 +156,36 @@ def test_lone_surrogate_and_bad_ids_are_clear_errors(small):
     with pytest.raises(ValueError, match="id -1 at position 0 is out of range"):
         small.decode([-1])
     assert small.decode(np.array([104, 105], dtype=np.int64)) == "hi"
+    for tok in (small, CharTokenizer("abc")):
+        name = type(tok).__name__
+        with pytest.raises(TypeError, match=rf"^{name}.decode: id 3.7 at position 1 is a float, "
+                                            r"not an integer$"):
+            tok.decode([1, 3.7])
+        with pytest.raises(TypeError, match=rf"^{name}.decode: id '5' at position 0 is a str, "
+                                            r"not an integer$"):
+            tok.decode(["5"])
+
+
+def test_a_pattern_that_skips_characters_is_refused_not_silently_lossy():
+    tok = BPETokenizer(pattern=r"\p{L}+")
+    with pytest.raises(ValueError, match=re.escape(
+            "BPETokenizer.encode: the pre-split pattern '\\\\p{L}+' does not match the "
+            "characters ' !' (first at position 2), which would be dropped; use a pattern that "
+            "matches every character (GPT-2's does)")):
+        tok.encode("hi there!")
+    with pytest.raises(ValueError, match="BPETokenizer.train: the pre-split pattern"):
+        BPETokenizer(pattern=r"\p{L}+").train("hi there!", 260)
+    assert BPETokenizer(pattern=r"\p{L}+|\s+|.").encode("hi there!") == list(b"hi there!")
+
+
+def test_a_crlf_copy_of_a_tokenizer_file_loads(small, tmp_path):
+    for tok in (small, CharTokenizer("ab\r\nc")):
+        path = tmp_path / "t.tok"
+        tok.save(path)
+        path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+        back = type(tok).load(path)
+        assert back.vocab_size == tok.vocab_size
+        assert back.encode("ab\r\nc") == tok.encode("ab\r\nc")
 
 
 # --- special tokens ---------------------------------------------------------------------------

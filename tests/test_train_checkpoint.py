@@ -11,7 +11,7 @@ import pytest
 
 from tinygrad_gpt import GPT, GPTConfig, optim
 from tinygrad_gpt.checkpoint import (CheckpointError, load_checkpoint, load_optimizer_state,
-                                     save_checkpoint)
+                                     resolve_checkpoint, save_checkpoint)
 from tinygrad_gpt.tokenizers import CharTokenizer
 from tinygrad_gpt.train import Callback, GradNormRecorder, Trainer, TrainConfig, grad_norm
 
@@ -199,7 +199,8 @@ def test_progress_falls_back_to_plain_lines_without_tqdm(corpus, monkeypatch, ca
     trainer.config.log_interval = 2
     trainer.fit()
     out = capsys.readouterr().out
-    assert re.search(r"^step 2/4  loss \d\.\d{4}  lr \S+  [\d,]+ tok/s$", out, re.M)
+    assert re.search(r"^train 2/4 steps, \d+s elapsed, about \d+s left, loss \d\.\d+, lr "
+                     r"0\.003$", out, re.M)
     assert re.search(r"^step 4: val loss \d\.\d{4}$", out, re.M)
 
 
@@ -262,8 +263,10 @@ def test_saving_again_replaces_the_checkpoint_whole_and_leaves_no_temporaries(co
     save_checkpoint(tmp_path / "c", other)              # no tokenizer this time
     ckpt = load_checkpoint(tmp_path / "c")
     assert ckpt.config.n_embd == 32 and ckpt.tokenizer is None
-    assert not (tmp_path / "c" / "tokenizer.txt").exists()
+    assert not (ckpt.path / "tokenizer.txt").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == [
+        "LATEST", "ckpt-000001", "ckpt-000002"]
 
 
 def test_a_failed_save_keeps_the_old_checkpoint(corpus, tmp_path):
@@ -279,6 +282,7 @@ def test_a_failed_save_keeps_the_old_checkpoint(corpus, tmp_path):
         save_checkpoint(tmp_path / "c", GPT(tiny(tok.vocab_size), seed=5), tokenizer=Broken())
     assert_same_params(params_of(load_checkpoint(tmp_path / "c").model), params_of(model))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["LATEST", "ckpt-000001"]
 
 
 def test_refuses_to_replace_a_directory_that_is_not_a_checkpoint(corpus, tmp_path):
@@ -286,8 +290,8 @@ def test_refuses_to_replace_a_directory_that_is_not_a_checkpoint(corpus, tmp_pat
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "todo.txt").write_text("keep me")
     with pytest.raises(CheckpointError, match=re.escape(
-            f"save_checkpoint: {tmp_path / 'notes'} is a non-empty directory without "
-            "checkpoint.json; refusing to replace it")):
+            f"{tmp_path / 'notes'} is a non-empty directory without a checkpoint; refusing to "
+            "write into it (choose an empty or new directory)")):
         save_checkpoint(tmp_path / "notes", GPT(tiny(tok.vocab_size)))
     assert (tmp_path / "notes" / "todo.txt").read_text() == "keep me"
 
@@ -298,46 +302,49 @@ def test_load_errors_name_the_file(corpus, tmp_path):
     with pytest.raises(CheckpointError, match=re.escape(
             f"load_checkpoint: no checkpoint directory at {c}")):
         load_checkpoint(c)
-    save_checkpoint(c, GPT(tiny(tok.vocab_size)), tokenizer=tok)
+    v = save_checkpoint(c, GPT(tiny(tok.vocab_size)), tokenizer=tok)
 
-    data = bytearray((c / "model.safetensors").read_bytes())
+    data = bytearray((v / "model.safetensors").read_bytes())
     data[-1] ^= 0xFF
-    (c / "model.safetensors").write_bytes(bytes(data))
+    (v / "model.safetensors").write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match=re.escape(
-            f"{c / 'model.safetensors'}: contents do not match the sha256 in checkpoint.json")):
+            f"{v / 'model.safetensors'}: contents do not match the sha256 in checkpoint.json")):
         load_checkpoint(c)
 
-    save_checkpoint(c, GPT(tiny(tok.vocab_size)), tokenizer=tok)
-    cfg = json.loads((c / "config.json").read_text())
-    rewrite(c, "config.json", json.dumps({**cfg, "n_embd": 32}).encode())
+    v = save_checkpoint(c, GPT(tiny(tok.vocab_size)), tokenizer=tok)
+    cfg = json.loads((v / "config.json").read_text())
+    rewrite(v, "config.json", json.dumps({**cfg, "n_embd": 32}).encode())
     with pytest.raises(CheckpointError, match=re.escape(
-            f"{c / 'model.safetensors'}: tensor 'transformer.wte.weight' has shape (28, 16) "
-            "but the model built from config.json expects (28, 32)")):
+            f"{v / 'config.json'}: vocab_size 28 and n_embd 32 need transformer.wte.weight of "
+            "shape (28, 32), model.safetensors has (28, 16)")):
         load_checkpoint(c)
-    rewrite(c, "config.json", json.dumps({**cfg, "final_norm": False}).encode())
+    rewrite(v, "config.json", json.dumps({**cfg, "final_norm": False}).encode())
     with pytest.raises(CheckpointError, match=re.escape(
-            f"{c / 'model.safetensors'}: unexpected tensors ['transformer.ln_f.bias', "
+            f"{v / 'model.safetensors'}: unexpected tensors ['transformer.ln_f.bias', "
             "'transformer.ln_f.weight'] that the model built from config.json does not have")):
         load_checkpoint(c)
-    rewrite(c, "config.json", json.dumps({**cfg, "n_layer": 3}).encode())
+    rewrite(v, "config.json", json.dumps({**cfg, "n_layer": 3}).encode())
     with pytest.raises(CheckpointError, match=re.escape(
-            f"{c / 'model.safetensors'}: missing tensors ['transformer.h.2.attn.c_attn.bias', ")):
+            f"{v / 'config.json'}: n_layer 3, but model.safetensors holds 2 blocks (allowed: "
+            "n_layer = 2)")):
         load_checkpoint(c)
-    rewrite(c, "config.json", json.dumps({**cfg, "n_heads": 2}).encode())
+    rewrite(v, "config.json", json.dumps({**cfg, "n_heads": 2}).encode())
     with pytest.raises(CheckpointError, match=re.escape(
-            f"{c / 'config.json'}: GPTConfig: unknown fields ['n_heads']")):
+            f"{v / 'config.json'}: GPTConfig: unknown fields ['n_heads']")):
         load_checkpoint(c)
-    rewrite(c, "config.json", b"{not json")
-    with pytest.raises(CheckpointError, match=re.escape(f"{c / 'config.json'}: not valid JSON")):
+    rewrite(v, "config.json", b"{not json")
+    with pytest.raises(CheckpointError, match=re.escape(f"{v / 'config.json'}: not valid JSON")):
         load_checkpoint(c)
-    (c / "config.json").unlink()
+    (v / "config.json").unlink()
     with pytest.raises(CheckpointError, match=re.escape(
-            f"{c / 'config.json'}: file is missing (listed in checkpoint.json)")):
+            f"{v / 'config.json'}: file is missing (listed in checkpoint.json)")):
         load_checkpoint(c)
-    (c / "checkpoint.json").unlink()
+    (v / "checkpoint.json").unlink()
     with pytest.raises(CheckpointError, match=re.escape(
-            f"{c / 'checkpoint.json'}: file is missing; {c} is not a complete checkpoint")):
+            f"{c / 'LATEST'}: names ckpt-000002, which is missing or incomplete")):
         load_checkpoint(c)
+    (c / "LATEST").unlink()     # no pointer: the newest complete version is found
+    assert resolve_checkpoint(c) == c / "ckpt-000001"
 
 
 def test_optimizer_state_that_does_not_fit_names_the_file(corpus, tmp_path):
@@ -351,7 +358,7 @@ def test_optimizer_state_that_does_not_fit_names_the_file(corpus, tmp_path):
             f"{path / 'optimizer.safetensors'}: optimizer.load_state_dict: state for")):
         load_optimizer_state(ckpt, optim.AdamW(optim.weight_decay_groups(other, 0.1)))
     bare = tmp_path / "bare"
-    save_checkpoint(bare, GPT(tiny(tok.vocab_size)))
+    bare = save_checkpoint(bare, GPT(tiny(tok.vocab_size)))
     with pytest.raises(CheckpointError, match=re.escape(
             f"{bare}: has no trainer and optimizer state to resume from")):
         Trainer.resume(bare, train)

@@ -12,7 +12,8 @@ import pytest
 import tinygrad_gpt as tg
 from tinygrad_gpt import Tensor, name_scope, no_grad
 from tinygrad_gpt.viz import ColorScale, group, scope_levels, side_by_side, to_dot, trace
-from tinygrad_gpt.viz.dot import NAN_COLOR, NOGRAD_EDGE, ZERO_COLOR, fill_color, fmt
+from tinygrad_gpt.viz.dot import (CUT_COLOR, NAN_COLOR, NOGRAD_EDGE, RELATIVE_SCALE, ZERO_COLOR,
+                                  Reference, fill_color, fmt)
 from tinygrad_gpt.viz.graph import GRAD, GROUP, INPUT, NONE, OP, PARAM, UNKNOWN, ZERO
 
 ATTR = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
@@ -111,7 +112,7 @@ def test_trace_after_plain_backward_says_the_graph_was_released():
         trace(y)
 
 
-def test_cut_paths_are_none_edges_drawn_grey_and_dashed():
+def test_cut_paths_are_none_edges_and_the_cut_ops_are_marked():
     x = Tensor(np.array([[1.0, -2.0, 3.0]], np.float32), requires_grad=True)
     idx = x.argmax(axis=1)                           # integer, no gradient
     d = x.detach()                                   # cut on purpose
@@ -138,13 +139,71 @@ def test_cut_paths_are_none_edges_drawn_grey_and_dashed():
     assert "mul" in [n.op for n in g.nodes.values() if "no_grad" in n.note]
     for e in by_op.get("astype", []):        # where the engine links ops downstream of a cut
         assert e.flow == NONE and "argmax output" in e.reason
+    # the op where a gradient path stops is the cut: argmax, detach, compare (its x input);
+    # the integer cast after argmax is not (its input never had a gradient)
+    cuts = {n.op: n.cut for n in g.nodes.values() if n.cut}
+    assert cuts == {"argmax": "argmax", "detach": "detach", "compare": "compare"}
     nodes, edges, _ = parse_dot(to_dot(g))
+    for n in g.nodes.values():
+        a = nodes[n.id]
+        if n.cut:
+            assert (a["shape"], a["fillcolor"], a["class"]) == ("octagon", CUT_COLOR, "cut")
+            assert "gradient cut here" in a["label"]
+        else:
+            assert a["shape"] == "box" and a["fillcolor"] != CUT_COLOR
+    # edges into a cut end in a bar and are orange; the other no-gradient edges grey dashed
+    cut_edges = [a for s, d, a in edges if a["class"] == "cut"]
+    assert len(cut_edges) == 3
+    assert all(a["color"] == CUT_COLOR and a["arrowhead"] == "tee" for a in cut_edges)
     n_none = sum(e.flow == NONE for e in g.edges)
     dashed = [a for _, _, a in edges if a.get("style") == "dashed"]
-    assert len(dashed) == n_none >= 7
+    assert len(dashed) == n_none - 3 >= 4
     assert all(a["color"] == NOGRAD_EDGE for a in dashed)
-    solid = [a for _, _, a in edges if a.get("style") != "dashed"]
-    assert solid and all(a["color"] != NOGRAD_EDGE for a in solid)
+    solid = [a for _, _, a in edges if a.get("style") != "dashed" and a["class"] != "cut"]
+    assert solid and all(a["color"] not in (NOGRAD_EDGE, CUT_COLOR) for a in solid)
+
+
+def test_an_integer_cast_of_a_gradient_path_is_a_cut():
+    x = Tensor(np.array([[1.5, -2.0]], np.float32), requires_grad=True)
+    y = (x * 2.0).astype(np.int64)
+    g = trace(y)
+    (cast,) = [n for n in g.nodes.values() if n.op == "astype"]
+    assert cast.cut == "astype to int64"
+    nodes, _, _ = parse_dot(to_dot(g, depth="full"))
+    assert nodes[cast.id]["shape"] == "octagon"
+    assert "gradient path cut here (astype to int64)" in nodes[cast.id]["tooltip"]
+
+
+def test_a_folded_group_holding_a_cut_says_so():
+    x = Tensor(np.array([[1.0, 3.0, 2.0]], np.float32), requires_grad=True)
+    with name_scope("pick"):
+        idx = x.argmax(axis=1)
+    g = trace(idx)
+    (box,) = [n for n in group(g, 1).nodes.values() if n.kind == GROUP]
+    assert box.cut == "argmax"
+    nodes, _, _ = parse_dot(to_dot(g, depth=1))
+    assert "gradient cut inside: argmax" in nodes[box.id]["label"]
+    assert nodes[box.id]["color"] == CUT_COLOR
+
+
+def test_nan_in_forward_values_is_drawn_as_loudly_as_in_gradients():
+    x = Tensor(np.array([1.0, -1.0], np.float32), requires_grad=True)
+    with name_scope("bad"), np.errstate(invalid="ignore"):
+        y = x.log()                                 # log(-1) = NaN in the forward values
+    loss = (y * 0.0).sum()
+    g = trace(loss)                                 # no backward at all: values only
+    (log,) = [n for n in g.nodes.values() if n.op == "log"]
+    assert not log.finite and "NaN/Inf in the forward values" in log.note
+    assert all(n.finite for n in g.nodes.values() if n.op not in ("log", "mul", "sum"))
+    nodes, edges, _ = parse_dot(to_dot(g))
+    a = nodes[log.id]
+    assert (a["fillcolor"], a["color"], a["class"]) == (NAN_COLOR, NAN_COLOR, "nan")
+    assert "NaN/Inf in VALUES" in a["label"]
+    assert any(s == log.id and e["color"] == NAN_COLOR for s, _, e in edges)
+    folded = group(g, 1)
+    (box,) = [n for n in folded.nodes.values() if n.kind == GROUP]
+    assert not box.finite
+    assert parse_dot(to_dot(g, depth=1))[0][box.id]["fillcolor"] == NAN_COLOR
 
 
 def test_exactly_zero_gradient_is_grey_and_dashed():
@@ -185,7 +244,7 @@ def test_nan_gradient_is_red():
 def test_dot_labels_colours_widths_and_tooltips():
     loss, params = mlp()
     g = trace(loss)
-    src = to_dot(g, title="MLP")
+    src = to_dot(g, title="MLP", relative=False)        # absolute |g| on the graph's range
     nodes, edges, clusters = parse_dot(src)
     assert len(nodes) == len(g.nodes) and len(edges) == len(g.edges)
     assert sorted(clusters) == ["head", "layer.0", "layer.1", "layer.2"]
@@ -208,8 +267,82 @@ def test_dot_labels_colours_widths_and_tooltips():
     width = {(s, d): float(a["penwidth"]) for s, d, a in edges}
     ws = [width[(e.src, e.dst)] for e in grad_edges]
     assert ws == sorted(ws) and ws[-1] > ws[0]
-    assert "legend [shape=plaintext" in src and "log scale" in src
+    assert "legend [shape=plaintext" in src and "colour: |g|, gradient norm (log)" in src
     assert 'label="MLP"' in src
+
+
+def test_relative_colour_is_the_ratio_to_the_median_of_the_same_kind():
+    loss, _ = mlp(n_layers=4)
+    g = trace(loss)
+    ref = Reference([g])
+    # every layer's tanh is one kind: "layer.#/tanh"; its reference is their median
+    tanhs = [n for n in g.nodes.values() if n.op == "tanh"]
+    norms = sorted(n.grad["norm"] for n in tanhs)
+    assert ref.nodes["layer.#/tanh"] == pytest.approx(np.sqrt(norms[1] * norms[2]), rel=1e-6)
+    assert ref.nodes["layer.#/layer.#.W"] > 0              # parameters by name, digits dropped
+    nodes, _, _ = parse_dot(to_dot(g))
+    for n in tanhs:
+        ratio = n.grad["norm"] / ref.nodes["layer.#/tanh"]
+        assert nodes[n.id]["fillcolor"] == RELATIVE_SCALE.color(ratio)
+        assert nodes[n.id]["label"].endswith(f"|g| {fmt(n.grad['norm'])} ({fmt(ratio)}x)")
+    src = to_dot(g)
+    assert "colour: |g| / median |g| of its kind (log)" in src
+    assert "norm of d loss / d (the box&#39;s output)" in src or \
+        "norm of d loss / d (the box's output)" in src
+
+
+def _gpt_step_graph(**overrides):
+    from tinygrad_gpt import GPT, GPTConfig
+    cfg = GPTConfig(vocab_size=65, block_size=16, n_layer=8, n_head=4, n_embd=16, **overrides)
+    model = GPT(cfg, seed=0)
+    ids = np.random.default_rng(0).integers(0, 65, (2, 17))
+    with tg.record_gradients():
+        _, loss = model(ids[:, :-1], ids[:, 1:])
+        loss.backward()
+    return trace(loss)
+
+
+def _block_positions(src: str, g, prefix: str = "") -> dict:
+    """{"h.i.sub": where its fill lies on the ramp, 0..1} for every depth-2 block box."""
+    from tinygrad_gpt.viz.dot import _ramp, _rgb
+    ramp = [(t / 1000, _rgb(_ramp(t / 1000))) for t in range(1001)]
+    nodes = parse_dot(src)[0]
+    out = {}
+    for n in group(g, 2).nodes.values():
+        if n.kind == GROUP and n.scope[0].startswith("h."):
+            fill = _rgb(nodes[prefix + n.id]["fillcolor"])
+            out[".".join(n.scope)] = min(
+                ramp, key=lambda tc: sum(abs(a - b) for a, b in zip(tc[1], fill)))[0]
+    return out
+
+
+def test_a_healthy_gpt_is_mid_scale_and_one_without_residuals_fades():
+    healthy = _gpt_step_graph()
+    pos = _block_positions(to_dot(healthy, depth=2), healthy)
+    assert len(pos) == 8 * 4
+    # every LayerNorm, attention and MLP box of a healthy model sits in the middle of the ramp,
+    # although a LayerNorm's |g| is ~1000x smaller than an attention's
+    assert all(0.4 <= p <= 0.6 for p in pos.values()), pos
+    # every op too: the k-th op of a kind inside a block is compared with the k-th elsewhere
+    # (an attention's input and output linears are two kinds)
+    ref = Reference([healthy])
+    assert "h.#/attn/linear" in ref.nodes and "h.#/attn/linear#1" in ref.nodes
+    ratios = [n.grad["norm"] / ref.nodes[ref.role(healthy, nid)]
+              for nid, n in healthy.nodes.items() if n.scope[:1] and n.scope[0].startswith("h.")
+              and n.grad is not None and n.grad["norm"] > 0]
+    assert len(ratios) > 100 and all(0.4 <= RELATIVE_SCALE.position(r) <= 0.6 for r in ratios)
+    g = group(healthy, 2)
+    ln = next(n for n in g.nodes.values() if n.title == "h.3.ln_1").grad["norm"]
+    attn = next(n for n in g.nodes.values() if n.title == "h.3.attn").grad["norm"]
+    assert attn / ln > 100
+    wrong = _gpt_step_graph(residual=False)
+    src = side_by_side([wrong, healthy], ["wrong", "fixed"], depth=2, rankdir="LR")
+    w = _block_positions(src, wrong, "s0_")
+    f = _block_positions(src, healthy, "s1_")
+    assert all(0.35 <= p <= 0.65 for p in f.values()), f
+    firsts = [w[f"h.0.{k}"] for k in ("ln_1", "attn", "ln_2", "mlp")]
+    lasts = [w[f"h.7.{k}"] for k in ("ln_1", "attn", "ln_2", "mlp")]
+    assert max(firsts) < 0.25 and min(lasts) > 0.45           # pale at the input end
 
 
 def test_color_scale_is_log_and_clipped():
@@ -320,13 +453,14 @@ def test_group_gradient_fades_without_residual_on_a_shared_scale():
     without = trace(block_model(n_blocks=4, residual=False))
     fades = [without.group_stats(1)[f"blk.{i}"]["norm"] for i in range(4)]
     assert fades == sorted(fades)                     # smaller towards the input
-    src = side_by_side([without, with_res], ["no residual", "residual"], depth=1)
+    src = side_by_side([without, with_res], ["no residual", "residual"], depth=1,
+                       relative=False)
     nodes, edges, clusters = parse_dot(src)
     assert clusters[:2] == ["no residual", "residual"]
     assert src.count("legend [") == 1
     scale = ColorScale.fit([without, with_res], depth=1)
     assert scale == ColorScale.fit([group(without, 1), group(with_res, 1)])
-    alone = parse_dot(to_dot(without, depth=1, scale=scale))[0]     # a separate picture
+    alone = parse_dot(to_dot(without, depth=1, scale=scale, relative=False))[0]  # separately
     assert all(alone[k]["fillcolor"] == nodes["s0_" + k]["fillcolor"] for k in alone)
     for prefix, g in (("s0_", without), ("s1_", with_res)):
         for n in group(g, 1).nodes.values():
@@ -336,6 +470,12 @@ def test_group_gradient_fades_without_residual_on_a_shared_scale():
     assert lum[0] > lum[-1]                           # the first block is the palest
     with pytest.raises(ValueError, match="2 graphs but 1 titles"):
         side_by_side([without, with_res], ["x"])
+    # stacked rows (rankdir LR): the first graph is emitted last, which dot draws on top;
+    # every panel's title is at its left
+    stacked = side_by_side([without, with_res], ["no residual", "residual"], depth=1,
+                           rankdir="LR")
+    assert parse_dot(stacked)[2][:2] == ["residual", "no residual"]
+    assert stacked.count("labeljust=l") == 2
 
 
 def test_gpt_groups_by_name_scope():

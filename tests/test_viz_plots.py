@@ -89,3 +89,17 @@ def test_attention_shows_mask_and_counts_leaks(tmp_path):
         plot_attention(causal[None], allowed=np.ones((2, 2), bool))
     save_figure(fig, tmp_path / "att.svg")
     assert "<svg" in (tmp_path / "att.svg").read_text()
+
+
+def test_a_long_attention_title_is_wrapped_inside_the_figure():
+    allowed = np.tril(np.ones((32, 32), bool))
+    maps = {f"{side}: mask_padding={side == 'fixed'}": np.stack(
+        [allowed / allowed.sum(1, keepdims=True)] * 2) for side in ("wrong", "fixed")}
+    title = "left-padded row, layer 0 (red: weight on padding)"
+    fig = plot_attention(maps, allowed=allowed, title=title)
+    fig.canvas.draw()
+    sup = fig._suptitle
+    assert sup.get_text().split() == (title + "  (grey: masked)").split()
+    assert "\n" in sup.get_text()                            # too long for one line here
+    box, page = sup.get_window_extent(), fig.bbox
+    assert box.x0 >= 0 and box.x1 <= page.width and box.y1 <= page.height

@@ -29,7 +29,7 @@ def only_on_path(monkeypatch, tmp_path: Path, exe: str | None) -> None:
 def check_svg(svg_path: Path, graph) -> str:
     svg = svg_path.read_text()
     assert svg.lstrip().startswith("<?xml") or svg.lstrip().startswith("<svg")
-    n_nodes = len(re.findall(r'<g id="node\d+" class="node"', svg))
+    n_nodes = len(re.findall(r'<g id="node\d+" class="node', svg))
     n_edges = len(re.findall(r'<g id="edge\d+" class="edge', svg))
     assert n_nodes == len(graph.nodes) + 1          # + the legend
     assert n_edges == len(graph.edges)
@@ -99,3 +99,15 @@ def test_zero_gradient_edge_is_dashed_in_the_svg(tmp_path):
     svg = res.svg.read_text()
     assert 'stroke-dasharray' in svg
     assert ZERO_COLOR in svg
+
+
+def test_draw_graph_takes_depth_full_and_says_what_a_bad_depth_is(tmp_path, monkeypatch):
+    only_on_path(monkeypatch, tmp_path, None)            # .dot only: no renderer needed
+    g = trace(block_model())
+    res = draw_graph(g, tmp_path / "full", depth="full")
+    assert res.dot.read_text() == to_dot(g)               # every op, as depth=None
+    assert draw_graph(g, tmp_path / "two", depth="2").dot.read_text() == to_dot(g, depth=2)
+    for bad in (0, "deep", 1.5):
+        with pytest.raises(ValueError, match=r"depth must be a positive integer, 'full' or "
+                                             rf"None, got {re.escape(repr(bad))}"):
+            draw_graph(g, tmp_path / "bad", depth=bad)

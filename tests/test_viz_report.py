@@ -97,3 +97,36 @@ def test_atomic_write_replaces_whole_file_with_normal_permissions(tmp_path):
     os.umask(mask)
     assert p.stat().st_mode & 0o777 == 0o666 & ~mask              # not mkstemp's 0600
     assert [x.name for x in p.parent.iterdir()] == ["f.txt"]
+
+
+def test_text_keeps_line_breaks_and_spaces_and_code_blocks_are_verbatim(tmp_path):
+    r = Report("T")
+    notes = ("Traceback (most recent call last):\n  File \"x.py\", line 1, in <module>\n"
+             "ValueError: bad\n\nsample: `r" + " " * 55 + "` end")
+    s = r.section("Notes", notes).code("r" + " " * 55 + "\n<tag> & more")
+    page = Path(r.write(tmp_path)).read_text()
+    paras = re.findall(r'<p class="text">(.*?)</p>', page, flags=re.S)
+    assert paras[0] == ("Traceback (most recent call last):\n  File &quot;x.py&quot;, line 1, in "
+                        "&lt;module&gt;\nValueError: bad")
+    assert paras[1] == "sample: <code>r" + " " * 55 + "</code> end"
+    assert "<pre>r" + " " * 55 + "\n&lt;tag&gt; &amp; more</pre>" in page
+    assert "p.text{white-space:pre-wrap" in page and "white-space:pre-wrap}" in page
+    assert s.title == "Notes"
+
+
+def test_svg_figures_scale_with_their_box_and_get_zoom_buttons():
+    svg = ('<svg width="7586pt" height="1008pt" viewBox="0.00 0.00 7586.00 1007.50" '
+           'xmlns="http://www.w3.org/2000/svg"><g id="a"/></svg>')
+    out = inline_svg(svg)
+    root = re.match(r"<svg[^>]*>", out).group(0)
+    assert "width=" not in root.replace("natural-width", "") and "height=" not in root
+    assert 'viewBox="0.00 0.00 7586.00 1007.50"' in root
+    assert 'data-natural-width="10115"' in root               # 7586 pt at 96 px per 72 pt
+    r = Report("T")
+    r.section("G").figure(svg, caption="graph").figure(PNG_1PX)
+    page = r.html()
+    figs = re.findall(r'<figure id="([^"]+)">(.*?)</figure>', page, flags=re.S)
+    assert [f[0] for f in figs] == ["g-fig1", "g-fig2"]
+    for _, body in figs:
+        assert [b for b in re.findall(r'data-zoom="(\w+)"', body) if b != "1"] == \
+            ["fit", "out", "in", "natural"]

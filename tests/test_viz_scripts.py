@@ -50,11 +50,29 @@ def test_attention_padding_mask_leaks_only_when_ignored(tmp_path):
 
 def test_gradient_flow_compares_residual_and_none(tmp_path):
     out = tmp_path / "gf"
-    stdout = run("gradient_flow.py", out, "--layers", "3", "--steps", "2")
+    stdout = run("gradient_flow.py", out, "--layers", "4", "--steps", "2")
     assert "residual: loss" in stdout and "no residual: loss" in stdout
+    # the lab's width (16): without residuals the first block gets a tiny share of the last's
+    ratio = dict(re.findall(r"^(no residual|residual): \|g\| at h\.0 / \|g\| at h\.3 = (\S+)$",
+                            stdout, flags=re.M))
+    assert float(ratio["no residual"]) < 0.05 and 0.5 < float(ratio["residual"]) < 2
     for f in ("flow_activations.png", "flow_parameters.png", "graphs_side_by_side.dot",
               "loss.png", "update_ratio_no_residual.png", "histograms_residual.png"):
         assert (out / f).stat().st_size > 0
     dot = (out / "graphs_side_by_side.dot").read_text()
-    assert dot.count("legend [") == 1 and 'label="no residual"' in dot
+    assert dot.count("legend [") == 1 and 'label="no residual (wrong)"' in dot
+    assert "(wrong)" in (out / "index.html").read_text()
     assert all(f"s{k}_" in dot for k in (0, 1))
+
+
+def test_the_readmes_seeing_gradients_snippet_runs_as_written(tmp_path, monkeypatch):
+    """The first code block under "## Seeing gradients" in README.md, executed unchanged."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Seeing gradients", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    dot = (tmp_path / "out" / "gpt.dot").read_text()
+    assert dot.startswith("digraph") and 'label="h.3"' in dot
+    assert namespace["loss"].item() > 0

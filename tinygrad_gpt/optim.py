@@ -10,6 +10,34 @@ import numpy as np
 from .engine import Tensor
 
 
+def _check_hyper(who: str, g: dict) -> None:
+    """Each hyper-parameter a finite number in its range: a NaN learning rate or a negative
+    weight decay would train silently wrong (NaN weights, gradient ascent)."""
+    def real(name: str, low: float, high: float | None = None, low_open: bool = False) -> None:
+        v = g[name]
+        ok = isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool) \
+            and math.isfinite(v) and (v > low if low_open else v >= low) \
+            and (high is None or v < high)
+        if not ok:
+            rng = f"{'(' if low_open else '['}{low:g}, {'inf' if high is None else f'{high:g}'})"
+            raise ValueError(f"{who}: {name} must be a finite number in {rng}, got {v!r}")
+    for name, low, high, low_open in (("lr", 0.0, None, False), ("eps", 0.0, None, True),
+                                      ("weight_decay", 0.0, None, False),
+                                      ("momentum", 0.0, 1.0 + 1e-12, False)):
+        if name in g:
+            real(name, low, high, low_open)
+    if "betas" in g:
+        betas = g["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"{who}: betas must be a pair, got {betas!r}")
+        for i, name in enumerate(("beta1", "beta2")):
+            g[name] = betas[i]
+            try:
+                real(name, 0.0, 1.0)
+            finally:
+                del g[name]
+
+
 def _groups(params, defaults: dict) -> list[dict]:
     params = list(params)
     if not params:
@@ -20,6 +48,7 @@ def _groups(params, defaults: dict) -> list[dict]:
         groups = [dict(defaults, params=params)]
     seen: set = set()
     for g in groups:
+        _check_hyper("optimizer", g)
         g["params"] = list(g["params"])
         for p in g["params"]:
             if not isinstance(p, Tensor) or not p.requires_grad:
@@ -54,6 +83,7 @@ class Optimizer:
             p.grad = None
 
     def set_lr(self, lr: float) -> None:
+        _check_hyper("optimizer.set_lr", {"lr": lr})
         for g in self.param_groups:
             g["lr"] = lr
 
@@ -66,6 +96,26 @@ class Optimizer:
                           for p in self.params]}
 
     def load_state_dict(self, sd: dict) -> None:
+        """Take what `state_dict` gave; its structure, step count and hyper-parameters are
+        checked first (ValueError naming the field)."""
+        who = "optimizer.load_state_dict"
+        if not isinstance(sd, dict) or not {"step_count", "groups", "state"} <= set(sd):
+            raise ValueError(f"{who}: expected an object with step_count, groups and state")
+        n = sd["step_count"]
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
+            raise ValueError(f"{who}: step_count must be an integer >= 0, got {n!r}")
+        if not isinstance(sd["groups"], list) or not all(isinstance(g, dict)
+                                                         for g in sd["groups"]):
+            raise ValueError(f"{who}: groups must be a list of objects")
+        if not isinstance(sd["state"], list) or not all(
+                isinstance(st, dict) and all(isinstance(v, np.ndarray) for v in st.values())
+                for st in sd["state"]):
+            raise ValueError(f"{who}: state must be a list of objects of arrays")
+        for g, own in zip(sd["groups"], self.param_groups):
+            unknown = sorted(set(g) - set(own))
+            if unknown:
+                raise ValueError(f"{who}: unknown hyper-parameters {unknown}")
+            _check_hyper(who, dict(g))
         params = self.params
         if len(sd["state"]) != len(params) or len(sd["groups"]) != len(self.param_groups):
             raise ValueError(f"optimizer.load_state_dict: state for {len(sd['state'])} "

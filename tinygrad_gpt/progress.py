@@ -75,9 +75,9 @@ class Progress:
         if not self.enabled:
             return
         if self.tqdm is not None:
-            self.tqdm.update(n)
-            if values:
+            if values:   # before update, which redraws: else the bar shows the previous values
                 self.tqdm.set_postfix({k: _show(v) for k, v in values.items()}, refresh=False)
+            self.tqdm.update(n)
         elif self.done % self.every == 0 or self.done >= self.total:
             self.write(self.line(**values))
 

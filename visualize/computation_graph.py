@@ -1,5 +1,6 @@
-"""Draw a computation graph coloured by gradient norm: a small MLP (every op), or with --gpt a
-GPT at name_scope depth 1, 2 and full. Writes .dot/.svg/.png and an index.html to a folder."""
+"""Draw a computation graph coloured by gradient norm (each box's |g| over the median |g| of its
+kind, so a healthy model is mid-scale throughout): a small MLP (every op), or with --gpt a GPT
+at name_scope depth 1, 2 and full. Writes .dot/.svg/.png and an index.html to a folder."""
 from __future__ import annotations
 
 import argparse
@@ -63,7 +64,10 @@ def main() -> None:
     with tg.record_gradients():                       # keep the graph and gradient statistics
         loss.backward()
     graph = trace(loss)
-    report = Report("Computation graph coloured by gradient norm")
+    report = Report("Computation graph coloured by gradient norm",
+                    "Each box shows |g|, the norm of the gradient at its output; its colour is "
+                    "|g| over the median |g| of boxes of the same kind (the legend in each "
+                    "picture says more). Pictures fit the page: use + and drag to look closer.")
     depths = (1, 2, None) if args.gpt else (None,)
     for depth in depths:
         what = "GPT" if args.gpt else "MLP"

@@ -53,6 +53,14 @@ def pick(pictures: list[str], folder: Path, number: int) -> Path | None:
     return pngs[0] if pngs else None
 
 
+def kinds_line(doc: dict) -> str:
+    """'5 harm reproduced, 6 mechanism shown' from results.json's counts per kind."""
+    parts = [f"{n} {kind}" for kind, n in doc["kinds"].items() if n]
+    if doc.get("failed"):
+        parts.append(f"{doc['failed']} failed")
+    return ", ".join(parts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -68,15 +76,15 @@ def main() -> None:
     lines = ["## The mistakes lab", "",
              "`tinygrad-gpt lab` reproduces each mistake beside its fix and measures it "
              f"({'quick' if doc['quick'] else 'full'} mode, seed {doc['seed']}, "
-             f"{doc['reproduced']} of {doc['total']} reproduced in {doc['elapsed_s']:.0f} s):",
-             "", "| # | mistake | symptom | wrong | fixed | reproduced |",
+             f"{kinds_line(doc)} in {doc['elapsed_s']:.0f} s):",
+             "", "| # | mistake | kind of evidence | symptom | wrong | fixed |",
              "| --- | --- | --- | --- | --- | --- |"]
     gallery = []
     for e in doc["mistakes"]:
         m = MISTAKES[e["number"]]
         w, f = (e["metrics"][side].get(e["symptom"]) for side in ("wrong", "fixed"))
-        lines.append(f"| {m.number} | {m.title} (`{m.slug}`) | `{e['symptom']}` | {fmt(w)} | "
-                     f"{fmt(f)} | {'yes' if e['reproduced'] else 'no'} |")
+        lines.append(f"| {m.number} | {m.title} (`{m.slug}`) | {e['kind'] or 'failed'} | "
+                     f"{e['symptom_words'] or e['error']} | {fmt(w)} | {fmt(f)} |")
         src = pick(e["pictures"], folder, m.number)
         if src is None:
             continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # (name, module, one-line help): the whole table of subcommands
@@ -44,7 +45,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv[1:])
     from .. import fast        # the command line runs the fast kernels in a tuned process
     fast.tune_process()
-    with fast.enabled():
-        return int(module.run(args) or 0)
+    try:
+        with fast.enabled():
+            return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        print(f"tinygrad-gpt {argv[0]}: interrupted", file=sys.stderr)
+        return 130
+    except (OSError, MemoryError, ValueError) as e:
+        # the last line of defence: one line, never a traceback, for what a command let through
+        if os.environ.get("TINYGRAD_GPT_TRACEBACK"):
+            raise
+        what = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+        print(f"tinygrad-gpt {argv[0]}: error: {what} (set TINYGRAD_GPT_TRACEBACK=1 to see "
+              "where)", file=sys.stderr)
+        return 2
 
 

@@ -1,6 +1,7 @@
 """`tinygrad-gpt diagnose`: run `diagnose()` on a GPT built from a small default config with
-`--config` overrides (any mistake switch), on a saved checkpoint, or on one of the lab's models;
-print the table, optionally write JSON and an HTML report. Exit status 1 when a probe fails."""
+`--config` overrides (any mistake switch), on a saved (possibly trained) checkpoint, or on one of
+the lab's models; print the table, optionally write JSON and an HTML report. Exit status 1 when a
+probe fails."""
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,7 @@ DEFAULT_CONFIG = dict(vocab_size=65, block_size=32, n_layer=4, n_head=4, n_embd=
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = ("exit status: 0 when every probe passes (or is skipped), 1 when a probe "
                      "fails, 2 on bad arguments")
-    parser.add_argument("--config", nargs="+", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--config", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                         help="GPTConfig overrides, e.g. residual=False n_layer=8 "
                              f"(defaults: {' '.join(f'{k}={v}' for k, v in DEFAULT_CONFIG.items())}"
                              "; with --checkpoint they apply to its config)")
@@ -30,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fixed", action="store_true",
                         help="with --mistake: the fixed side instead of the wrong one")
     parser.add_argument("--seed", type=int, default=0, help="model init and probe inputs")
+    parser.add_argument("--text", metavar="FILE",
+                        help="the text the model reads (e.g. its training corpus): the "
+                             "tokenizer must round-trip every character of it")
     parser.add_argument("--html", metavar="DIR", help="also write DIR/index.html with the table "
                                                       "and gradient norm by depth")
     parser.add_argument("--json", metavar="FILE", help="also write the report as JSON")
@@ -65,10 +69,11 @@ def run(args: argparse.Namespace) -> int:
     from ..diagnostics import diagnose
     try:
         model, tokenizer = build_model(args)
+        text = Path(args.text).read_text(encoding="utf-8") if args.text else None
     except (ValueError, KeyError, TypeError, OSError) as e:
         print(f"tinygrad-gpt diagnose: {e}", file=sys.stderr)
         return 2
-    report = diagnose(model, seed=args.seed, tokenizer=tokenizer)
+    report = diagnose(model, seed=args.seed, tokenizer=tokenizer, text=text)
     print(report.table())
     if args.json:
         Path(args.json).write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n")

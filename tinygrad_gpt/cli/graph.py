@@ -1,6 +1,7 @@
 """`tinygrad-gpt graph`: one training step of a GPT (from --config overrides or a checkpoint),
-its computation graph colored by gradient, optionally beside a variant (--compare) on one
-color scale. Writes graph.dot and, with a renderer, graph.svg and graph.png."""
+its computation graph colored by gradient, optionally above a variant (--compare) on one
+color scale. Writes graph.dot and, with a renderer, graph.svg and graph.png (under out/graph by
+default)."""
 from __future__ import annotations
 
 import argparse
@@ -13,10 +14,12 @@ from ..engine import record_gradients
 from ..model import GPT, GPTConfig
 from ..model.config import parse_overrides
 from ..viz.dot import side_by_side, to_dot
-from ..viz.graph import Graph, trace
+from ..viz.graph import Graph, parse_depth, trace
 from ..viz.render import render
 
-DEFAULT_CONFIG = dict(vocab_size=65, block_size=16, n_layer=4, n_head=4, n_embd=32)
+# the lab's width: at 16 a stack without residuals visibly fades within 8 blocks
+DEFAULT_CONFIG = dict(vocab_size=65, block_size=16, n_layer=4, n_head=4, n_embd=16)
+DEFAULT_OUT = "out/graph"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,22 +29,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", metavar="DIR", help="draw the model saved here")
     parser.add_argument("--compare", nargs="+", action="extend", default=[],
                         metavar="KEY=VALUE",
-                        help="also draw the same model with these overrides, side by side on "
-                             "one color scale (e.g. --compare residual=false)")
+                        help="also draw the same model with these overrides, below it on one "
+                             "color scale (e.g. --compare residual=false)")
     parser.add_argument("--depth", default="2",
                         help="scope depth to group by: 1 (embeddings, blocks, head), 2 "
                              "(attention, MLP, residuals), or 'full' (every op); default 2")
-    parser.add_argument("--out", default="graph_out", metavar="DIR",
-                        help="folder for graph.dot/.svg/.png (default: graph_out)")
+    parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
+                        help=f"folder for graph.dot/.svg/.png (default: {DEFAULT_OUT})")
     parser.add_argument("--seed", type=int, default=0, help="weights and the token batch")
 
 
 def _depth(text: str) -> int | None:
-    if text == "full":
-        return None
-    if text.isdigit() and int(text) >= 1:
-        return int(text)
-    raise ValueError(f"--depth: expected a positive integer or 'full', got {text!r}")
+    try:
+        return parse_depth(text)
+    except ValueError:
+        raise ValueError(f"--depth: expected a positive integer or 'full', got {text!r}") \
+            from None
 
 
 def _step_graph(model: GPT, seed: int) -> Graph:
@@ -78,14 +81,17 @@ def run(args: argparse.Namespace) -> int:
         return 2
     graph = _step_graph(model, args.seed)
     if other is None:
-        dot = to_dot(graph, depth=depth, title=f"GPT, {config.n_layer} layers: gradient norm")
+        dot = to_dot(graph, depth=depth, rankdir="LR",
+                     title=f"GPT, {config.n_layer} layers: gradient at each box's output")
     else:
         label = " ".join(f"{k}={v}" for k, v in compare.items())
         dot = side_by_side([graph, _step_graph(other, args.seed)], ["as configured", label],
-                           depth=depth, title="gradient norm, one color scale")
+                           depth=depth, rankdir="LR",
+                           title="gradient at each box's output, one color scale")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result = render(dot, out / "graph")
+    print(f"wrote the graph of one training step to {out}/:")
     for path in [result.dot, *result.outputs.values()]:
         print(path)
     return 0

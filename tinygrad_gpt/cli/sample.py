@@ -22,6 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..tokenizers import UnknownCharacterError
     try:
         ckpt = load_checkpoint(args.checkpoint)
         if ckpt.tokenizer is None:
@@ -29,7 +30,13 @@ def run(args: argparse.Namespace) -> int:
         texts = sample_text(ckpt.model, ckpt.tokenizer, args.prompt, args.max_new_tokens,
                             args.temperature, args.top_k, args.top_p, args.num_samples,
                             args.seed, not args.no_cache)
-    except (CheckpointError, ValueError) as e:
+    except UnknownCharacterError as e:
+        print(f"tinygrad-gpt sample: error: --prompt: the character {e.char!r} (U+{ord(e.char):04X}"
+              f") at position {e.position} is not in this checkpoint's vocabulary of "
+              f"{ckpt.tokenizer.vocab_size} characters (those of its training corpus); use only "
+              "those characters in --prompt", file=sys.stderr)
+        return 2
+    except (CheckpointError, ValueError, OSError) as e:
         print(f"tinygrad-gpt sample: error: {e}", file=sys.stderr)
         return 2
     for i, text in enumerate(texts):

@@ -54,6 +54,7 @@ class Context:
     loss_nodes: list = field(default_factory=list)
     loss_requires_grad: bool = True
     tokenizer: Any = None
+    text: str | None = None          # what the tokenizer must read (e.g. the training corpus)
 
     @property
     def V(self) -> int:
@@ -495,24 +496,35 @@ PROBE_CHARS = string.ascii_letters + string.digits + string.punctuation + " \t\n
     "\u00e9\u00f1\u00fc\u2014\u2019\u201c\u201d\u2026\u20ac"
 
 
-def tokenizer_coverage(tok: Any, vocab: int) -> list[str]:
-    """The probe characters that do not survive decode(encode(c)) (or encode to ids outside
-    the model's vocabulary). Works on a copy: tokenizers may count what they could not read."""
+def tokenizer_coverage(tok: Any, vocab: int, chars: str = PROBE_CHARS
+                       ) -> tuple[list[str], list[str]]:
+    """Characters of `chars` the tokenizer cannot read, as (silent, refused): `silent` encode
+    without an error but do not survive decode(encode(c)) (or give ids outside the model's
+    vocabulary): they collapse into <unk> unnoticed; `refused` make encode raise (a closed
+    alphabet that says so). Works on a copy: tokenizers may count what they could not read."""
     tok = copy.deepcopy(tok)
-    lost = []
-    for c in PROBE_CHARS:
+    silent, refused = [], []
+    for c in chars:
         try:
             ids = list(tok.encode(c))
+        except Exception:  # noqa: BLE001 - a tokenizer that raises cannot read it, loudly
+            refused.append(c)
+            continue
+        try:
             ok = tok.decode(ids) == c and all(0 <= int(i) < vocab for i in ids)
-        except Exception:  # noqa: BLE001 - a tokenizer that raises cannot read it either
+        except Exception:  # noqa: BLE001 - ids it cannot even decode
             ok = False
         if not ok:
-            lost.append(c)
-    return lost
+            silent.append(c)
+    return silent, refused
+
+
+def _shown(chars: list[str]) -> str:
+    return "".join(chars[:10]).encode("unicode_escape").decode("ascii")
 
 
 def vocabulary(ctx: Context) -> ProbeResult:
-    key, title = "vocabulary", "the vocabulary reads any text; embeddings' share of parameters"
+    key, title = "vocabulary", "the vocabulary reads its text; embeddings' share of parameters"
     an = ctx.anatomy
     total = _total_params(ctx)
     emb = [an.token_embedding] if an.token_embedding is not None else []
@@ -522,30 +534,43 @@ def vocabulary(ctx: Context) -> ProbeResult:
     share = n_emb / total if total else 0.0
     fails = []
     tok = ctx.tokenizer
-    lost: list[str] = []
+    silent: list[str] = []
+    refused: list[str] = []
+    measured = f"vocab {ctx.V}; embeddings {n_emb:,} of {total:,} parameters ({share:.0%})"
     if tok is not None and callable(getattr(tok, "encode", None)) and \
             callable(getattr(tok, "decode", None)):
-        lost = tokenizer_coverage(tok, ctx.V)
-        if lost:
+        # With the text the model reads, every character of it must round-trip. Without it, a
+        # tokenizer may have a closed alphabet (a character vocabulary built from all of its
+        # corpus is correct), so only characters it swallows silently count against it.
+        chars = "".join(sorted(set(ctx.text))) if ctx.text is not None else PROBE_CHARS
+        silent, refused = tokenizer_coverage(tok, ctx.V, chars)
+        where = (f"{len(chars)} distinct characters of the given text" if ctx.text is not None
+                 else f"{len(chars)} probe characters")
+        if silent or (ctx.text is not None and refused):
             fails.append("use byte-level BPE (every byte has an id) or build the character "
                          "vocabulary from all the text, so nothing collapses into <unk>")
+        measured += f"; tokenizer: {len(silent)} of {where} collapse silently" + \
+            (f" ({_shown(silent)})" if silent else "")
+        if refused:
+            measured += (f", {len(refused)} refused with an error ({_shown(refused)})"
+                         + ("" if ctx.text is not None else
+                            ": a closed alphabet, fine when it covers the training text "
+                            "(give the training text, text= or --text, to check it)"))
     elif ctx.V < MIN_VOCAB:
         fails.append(f"grow the vocabulary (>= {MIN_VOCAB}; characters: ~100-300, BPE: "
                      "32k-50k) so text does not collapse into shared unknown ids")
     if share > MAX_EMBED_SHARE:
         fails.append("the vocabulary is too big for this model: embeddings take most "
                      "parameters; shrink the vocabulary or widen/deepen the model")
-    measured = f"vocab {ctx.V}; embeddings {n_emb:,} of {total:,} parameters ({share:.0%})"
-    if tok is not None:
-        shown = "".join(lost[:10]).encode("unicode_escape").decode("ascii")
-        measured += (f"; tokenizer loses {len(lost)} of {len(PROBE_CHARS)} probe characters"
-                     + (f" ({shown})" if lost else ""))
     return _result(key, title, (10,), FAIL if fails else PASS, value=float(ctx.V),
                    measured=measured,
-                   threshold=f"every probe character round-trips (or vocab >= {MIN_VOCAB} "
-                             f"without a tokenizer); embedding share <= {MAX_EMBED_SHARE:.0%}",
+                   threshold="no character collapses silently (with text=: every character "
+                             f"of it round-trips; without a tokenizer: vocab >= {MIN_VOCAB}); "
+                             f"embedding share <= {MAX_EMBED_SHARE:.0%}",
                    fix="; ".join(fails),
-                   details={"embedding_share": share, "lost_characters": lost,
+                   details={"embedding_share": share, "lost_characters": silent + refused,
+                            "silent_characters": silent, "refused_characters": refused,
+                            "checked_text": ctx.text is not None,
                             "tokenizer": type(tok).__name__ if tok is not None else None})
 
 

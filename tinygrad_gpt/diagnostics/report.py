@@ -88,7 +88,11 @@ class Report:
         w0 = max([len("probe")] + [len(r[0]) for r in rows])
         w1 = max([len("mistake")] + [len(r[1]) for r in rows])
         head = f"{'probe':<{w0}}  {'mistake':<{w1}}  {'status':<6}  measured"
-        lines = [f"diagnose: {self.model}", head, "-" * min(width, max(len(head), 60))]
+        lines = [f"diagnose: {self.model}"]
+        if "weights" in self.info:
+            lines += textwrap.wrap(f"weights: {self.info['weights']} "
+                                   f"({self.info.get('weights_evidence', '')})", width)
+        lines += [head, "-" * min(width, max(len(head), 60))]
         room = max(20, width - (w0 + w1 + 12))
         for (key, mis, status, measured), p in zip(rows, self.probes):
             pad = " " * (w0 + w1 + 12)
@@ -134,8 +138,11 @@ class Report:
                    f"{len(self.failures)} probe(s) failed, pointing at mistake(s) "
                    f"{', '.join(map(str, sorted(self.flagged)))}: "
                    + "; ".join(f"`{p.key}`: {p.fix}" for p in self.failures))
+        trained = self.info.get("weights") == "trained"
         sec.text(f"`diagnose()` probed `{self.model}` with crafted inputs and one backward "
-                 f"pass at initialisation, without training it. {verdict}")
+                 "pass, without training it"
+                 + ("; its weights are trained, so the initialisation probes ran on a freshly "
+                    "initialised copy" if trained else "") + f". {verdict}")
         sec.metrics(self.metrics(), caption="probes")
         if self.info:
             sec.metrics({k: _fmt(v) for k, v in self.info.items()}, caption="model")

@@ -125,7 +125,7 @@ FIGURES = (
 # small learning-rate sweep, and does warmup rescue it? Built-in corpus, characters.
 
 DEEP_SETTINGS = dict(n_layer=12, n_embd=16, n_head=2, block_size=16, steps=150,
-                     lrs=[3e-3, 1e-2, 3e-2], warmup=40)
+                     lrs=[1e-3, 3e-3, 1e-2], warmup=40)
 ARMS = {"wrong": ("post", False), "fixed": ("pre", False), "warmup": ("post", True)}
 ARM_LABEL = {"wrong": "post-norm", "fixed": "pre-norm", "warmup": "post-norm + warmup"}
 

@@ -410,7 +410,7 @@ def write_report(out: Path, mistakes: list[Mistake], results: list[Result], meta
         "tinygrad_gpt: the mistakes lab",
         f"Each classic transformer mistake is switched on, measured against its fix on the "
         f"same data, seed and steps, and drawn. This report shows {_tiers_said(meta)}. "
-        f"Evidence: {kind_counts(results)}, in {meta['elapsed_s']:.0f} s (seed "
+        f"Evidence: {kind_counts(results)} in {meta['elapsed_s']:.0f} s (seed "
         f"{meta['seed']}, corpus: {meta['corpus']}). Every number is also in `results.json`.")
     report.section("Summary", KINDS_SAID).metrics(summary_rows(mistakes, results))
     several = len({r.tier for r in results}) > 1
@@ -435,10 +435,10 @@ def write_report(out: Path, mistakes: list[Mistake], results: list[Result], meta
     return report.write(out)
 
 
-KINDS_SAID = ("Kinds of evidence: *harm reproduced* (the symptom the mistake names: it does "
-              "not train, a worse loss, a crash, wrong output, no learning); *mechanism shown* "
+KINDS_SAID = ("Kinds of evidence: harm reproduced (the symptom the mistake names: it does "
+              "not train, a worse loss, a crash, wrong output, no learning); mechanism shown "
               "(the cause without the harm, e.g. gradient imbalance at initialization, a "
-              "parameter count, a drift); *not seen at this scale* (neither, after an honest "
+              "parameter count, a drift); not seen at this scale (neither, after an honest "
               "attempt). Each is computed from the metrics.")
 
 

@@ -1,6 +1,7 @@
 """`GPTConfig`: model sizes plus one field per mistake switch; every default is the fix."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Sequence
 
@@ -50,10 +51,13 @@ class GPTConfig:
         if self.pos_encoding == "rope" and (self.n_embd // self.n_head) % 2:
             raise ValueError(f"GPTConfig: rope needs an even head size, got "
                              f"{self.n_embd // self.n_head}")
-        if not isinstance(self.layer_norm_eps, (int, float)) or not self.layer_norm_eps > 0:
-            raise ValueError(f"GPTConfig: layer_norm_eps must be > 0, got "
-                             f"{self.layer_norm_eps!r}")
-        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
+        eps = self.layer_norm_eps
+        if not isinstance(eps, (int, float)) or isinstance(eps, bool) or \
+                not math.isfinite(eps) or not eps > 0:
+            raise ValueError(f"GPTConfig: layer_norm_eps must be a finite number > 0, got "
+                             f"{eps!r}")
+        if not isinstance(self.dropout, (int, float)) or isinstance(self.dropout, bool) or \
+                not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"GPTConfig: dropout must be in [0, 1), got {self.dropout}")
         if self.norm_placement not in NORM_PLACEMENTS:
             raise ValueError(f"GPTConfig: norm_placement must be one of {NORM_PLACEMENTS}, got "

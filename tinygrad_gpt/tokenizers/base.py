@@ -5,6 +5,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar, Iterable, TypeVar
 
+import numpy as np
+
 from .files import (Container, PathLike, TokenizerFileError, dump_container, file_kind,
                     write_atomic)
 
@@ -55,9 +57,13 @@ class Tokenizer(ABC):
         if cls is Tokenizer:
             return load_tokenizer(path)  # type: ignore[return-value]
         box = Container(path, cls.kind, f"{cls.__name__}.load()")
-        tok = cls._from_body(box)
+        if box.checksum_ok():
+            return cls._from_body(box)
+        # damaged: name the first malformed line when there is one (parsing allocates no more
+        # than the file's own size), else report the checksum
+        cls._from_body(box)
         box.verify()
-        return tok
+        raise AssertionError("unreachable")  # pragma: no cover
 
     @abstractmethod
     def _body_lines(self) -> list[str]:
@@ -69,10 +75,14 @@ class Tokenizer(ABC):
         """Inverse of ``_body_lines``; raise ``box.error(line, message)`` on bad input."""
 
     def _lookup(self, table, ids: Iterable[int]) -> list:
-        """table[i] for each id, or a ValueError naming the first id out of range and where
-        it stands: the checked lookup both tokenizers' decode use."""
+        """table[i] for each id, or an error naming the first bad id and where it stands (a
+        TypeError for a non-integer, a ValueError out of range): the checked lookup both
+        tokenizers' decode use."""
         out = []
         for pos, i in enumerate(ids):
+            if not isinstance(i, (int, np.integer)) or isinstance(i, (bool, np.bool_)):
+                raise TypeError(f"{type(self).__name__}.decode: id {i!r} at position {pos} is "
+                                f"a {type(i).__name__}, not an integer")
             i = int(i)
             if not 0 <= i < len(table):
                 raise ValueError(f"{type(self).__name__}.decode: id {i} at position {pos} is out "

@@ -10,10 +10,11 @@ from .base import Tokenizer
 from .files import Container, PathLike, TokenizerFileError
 from .gpt2_files import bytes_to_unicode, read_encoder_json, read_vocab_bpe, unicode_to_bytes
 from .merge import merge_bytes
-from .pretokenize import GPT2_PATTERN, chunk_counts, compile_pattern, special_splitter
+from .pretokenize import GPT2_PATTERN, chunk_counts, compile_pattern, special_splitter, split
 from .train import Merge, learn_merges
 
 _CACHE_LIMIT = 1 << 17  # distinct chunks remembered by encode before the cache is cleared
+_MAX_TOKEN_BYTES = 1 << 16  # longest token a saved file may define (real ones are far shorter)
 
 
 def _show(b: bytes) -> str:
@@ -140,7 +141,7 @@ class BPETokenizer(Tokenizer):
         cache = self._cache
         out: list[int] = []
         extend = out.extend
-        for chunk in self._regex.findall(text):
+        for chunk in split(self._regex, text, "encode"):
             ids = cache.get(chunk)
             extend(ids if ids is not None else self._encode_chunk(chunk, text))
         return out
@@ -307,7 +308,11 @@ class BPETokenizer(Tokenizer):
         if len(parts) != 2 or parts[0] != "vocab_size" or not parts[1].isdigit():
             raise box.error(n, f"expected 'vocab_size <count>', got {line[:60]!r}")
         size = int(parts[1])
+        if size > len(lines) - 2:   # one line defines each id: bound the size before allocating
+            raise box.error(n, f"vocab_size {size} is more than the {len(lines) - 2} token lines "
+                               f"the file has (allowed: at most {len(lines) - 2})")
         vocab: list[bytes | None] = [None] * size
+        budget = [256 * box.size]   # merged tokens' bytes: a doubling chain would explode
         merges: list[Merge] = []
         special: dict[str, int] = {}
         byte_line: dict[int, int] = {}
@@ -346,6 +351,12 @@ class BPETokenizer(Tokenizer):
                                        f"got {line[:60]!r}")
                 i = new_id(parts[1], n)
                 a, b = old_id(right_text[0], n), old_id(right_text[1], n)
+                joined_len = len(vocab[a]) + len(vocab[b])  # type: ignore[arg-type]
+                budget[0] -= joined_len
+                if joined_len > _MAX_TOKEN_BYTES or budget[0] < 0:
+                    raise box.error(n, f"merge makes a token of {joined_len:,} bytes; tokens "
+                                       f"may have at most {_MAX_TOKEN_BYTES:,} bytes and all "
+                                       f"together 256 times the file's size")
                 joined = vocab[a] + vocab[b]  # type: ignore[operator]
                 if vocab[i] is not None and vocab[i] != joined:
                     raise box.error(n, f"merge makes id {i} = {joined!r}, but id {i} is "

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Union
+
+from ..files import atomic_write
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -26,22 +27,10 @@ class TokenizerFileError(ValueError):
 
 
 def write_atomic(path: PathLike, text: str) -> None:
-    """Write ``text`` as UTF-8 to a temporary file next to ``path``, then ``os.replace`` it in, so a
-    crash mid-write leaves either the old file or the new one, never half of one."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``text`` as UTF-8 beside ``path``, fsync it, then ``os.replace`` it in, so a crash
+    mid-write leaves either the old file or the new one, never half of one (permissions follow
+    the umask)."""
+    atomic_write(path, text, durable=True)
 
 
 def read_text(path: PathLike) -> str:
@@ -64,7 +53,7 @@ def dump_container(kind: str, body: list[str]) -> str:
 def file_kind(path: PathLike) -> str:
     """The tokenizer kind named on a saved file's first line ("char", "bpe", ...)."""
     text = read_text(path)
-    return _parse_header(path, text.split("\n", 1)[0])
+    return _parse_header(path, text.split("\n", 1)[0].removesuffix("\r"))
 
 
 def _parse_header(path: PathLike, first: str) -> str:
@@ -81,12 +70,15 @@ def _parse_header(path: PathLike, first: str) -> str:
 class Container:
     """A parsed tokenizer file: its kind and numbered body lines, checksum checked by ``verify``.
 
-    Subclasses parse ``lines`` first (so a damaged line is reported by its number), then call
-    ``verify()`` to catch corruption that still parses."""
+    ``Tokenizer.load`` checks the checksum before parsing ``lines``; only when it fails are the
+    lines parsed (with every size bounded by the file's own) to name the damaged line."""
 
     def __init__(self, path: PathLike, expected_kind: str, loader: str) -> None:
         self.path = os.fspath(path)
-        text = read_text(path)
+        self.size = os.path.getsize(path)
+        # JSON escapes every \r a tokenizer holds, so a raw CRLF only comes from a copy that
+        # converted line endings: read it as the LF file it was saved as
+        text = read_text(path).replace("\r\n", "\n")
         raw = text.split("\n")
         if raw and raw[-1] == "":
             raw.pop()
@@ -109,8 +101,10 @@ class Container:
     def error(self, line: int | None, message: str) -> TokenizerFileError:
         return TokenizerFileError(self.path, line, message)
 
+    def checksum_ok(self) -> bool:
+        return hashlib.sha256(self._checked.encode("utf-8")).hexdigest() == self._digest
+
     def verify(self) -> None:
-        digest = hashlib.sha256(self._checked.encode("utf-8")).hexdigest()
-        if digest != self._digest:
+        if not self.checksum_ok():
             raise self.error(self.end_line, "checksum mismatch: the file was changed or "
                                             "corrupted after it was saved")

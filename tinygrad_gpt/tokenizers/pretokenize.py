@@ -32,5 +32,24 @@ def chunk_counts(text: str, pattern: regex.Pattern, specials: Iterable[str] = ()
     pieces = [text] if splitter is None else splitter.split(text)
     counts: Counter[str] = Counter()
     for piece in pieces:
-        counts.update(pattern.findall(piece))
+        counts.update(split(pattern, piece, "train"))
     return counts
+
+
+def split(pattern: regex.Pattern, text: str, where: str) -> list[str]:
+    """``pattern.findall(text)``, refusing a pattern that skips characters: findall drops what
+    no alternative matches, so "hi there!" would silently encode as "hithere"."""
+    chunks = pattern.findall(text)
+    if sum(map(len, chunks)) != len(text):
+        gaps, pos = [], 0
+        for m in pattern.finditer(text):
+            gaps.append(text[pos:m.start()])
+            pos = m.end()
+        gaps.append(text[pos:])
+        missing = sorted(set("".join(gaps)))
+        first = next(i for i, c in enumerate(text) if c in missing)
+        raise ValueError(f"BPETokenizer.{where}: the pre-split pattern {pattern.pattern!r} does "
+                         f"not match the characters {''.join(missing)[:20]!r} (first at position "
+                         f"{first}), which would be dropped; use a pattern that matches every "
+                         "character (GPT-2's does)")
+    return chunks

@@ -1,39 +1,13 @@
-"""Atomic file writes (temp file in the same folder + os.replace) and a tiny progress helper,
+"""Atomic file writes (re-exported from tinygrad_gpt.files) and a tiny progress helper,
 shared by everything in viz that writes files or does long work."""
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
-from pathlib import Path
 from typing import Iterable, Iterator, TypeVar
 
+from ..files import atomic_write, make_readable  # noqa: F401 - re-exported for viz
+
 T = TypeVar("T")
-
-
-def atomic_write(path: str | os.PathLike, data: str | bytes) -> Path:
-    """Write `data` to `path` so that readers see either the old file or the whole new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-        make_readable(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def make_readable(path: str | os.PathLike) -> None:
-    """Give a temp file (created 0600) the permissions a plain open() would: 0666 - umask."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
 
 
 def progress(items: Iterable[T], desc: str = "", total: int | None = None,

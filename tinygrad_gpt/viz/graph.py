@@ -1,12 +1,16 @@
 """Traversal, separate from drawing: `trace` walks the graph behind tensors into plain `Node`s
 and `Edge`s (op, shape, dtype, scope, parameter name, gradient statistics), and `group` folds
-it by name_scope to a chosen depth. Nothing here knows about DOT or pictures."""
+it by name_scope to a chosen depth. It also marks where a gradient path is cut on purpose and
+which forward values are NaN/Inf. Nothing here knows about DOT or pictures."""
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
+
+import numpy as np
 
 from ..engine import OPS, Tensor, all_parents, post_order
 
@@ -35,6 +39,9 @@ class Node:
     ops: Counter = field(default_factory=Counter)   # GROUP: primitive -> count inside
     n_params: int = 0              # GROUP: number of parameter tensors inside
     param_grad: dict | None = None  # GROUP: combined gradient of the parameters inside
+    cut: str = ""                  # why the gradient path stops here ("argmax", "astype to
+    #                                int64"); GROUP: the cuts inside. Empty: not a cut
+    finite: bool = True            # False when the forward VALUES hold NaN or Inf
 
     @property
     def title(self) -> str:
@@ -99,6 +106,43 @@ class Graph:
         g = group(self, depth)
         return {n.name: n.grad for n in g.nodes.values()
                 if n.kind == GROUP and n.grad is not None}
+
+
+def role(node: Node) -> str:
+    """What a node is, with block numbers dropped: "h.#/attn" for every block's attention,
+    "h.#/ln_1/mul" for a multiply inside any block's first LayerNorm. Boxes of one role are
+    the same computation at different depths, so their gradients should be alike."""
+    scope = "/".join(re.sub(r"\.\d+$", ".#", level) for level in node.scope)
+    if node.kind == GROUP:
+        return scope
+    what = re.sub(r"\.\d+\.", ".#.", node.name) if node.kind == PARAM and node.name \
+        else node.title
+    return f"{scope}/{what}" if scope else what
+
+
+def roles(graph: "Graph") -> dict[str, str]:
+    """`role` of every node of `graph`, made exact: the k-th node of one role inside one concrete
+    scope gets "#k" (k >= 1), so an attention's two linears ("h.#/attn/linear" and
+    "h.#/attn/linear#1") are told apart, while block 3's second linear matches block 5's."""
+    seen: Counter = Counter()
+    out = {}
+    for nid, n in graph.nodes.items():
+        base = role(n)
+        k = seen[(n.scope, base)]
+        seen[(n.scope, base)] += 1
+        out[nid] = f"{base}#{k}" if k else base
+    return out
+
+
+def parse_depth(depth: int | str | None) -> int | None:
+    """A folding depth from a user: None or "full" (every op), or an integer >= 1."""
+    if depth is None or depth == "full":
+        return None
+    if isinstance(depth, str) and depth.strip().isdigit():
+        depth = int(depth)
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        raise ValueError(f"depth must be a positive integer, 'full' or None, got {depth!r}")
+    return depth
 
 
 def scope_levels(scope: str) -> tuple:
@@ -201,9 +245,19 @@ def _node(t: Tensor, nid: str, recorded: bool) -> Node:
                 note = "constant (requires_grad=False)"
         elif recorded:
             note = "got no gradient from this backward"
+    cut = ""
+    if t.op is not None and any(p.requires_grad for p in t.parents):
+        if not OPS[t.op].differentiable:
+            cut = t.op
+        elif not t.requires_grad and t.dtype.kind != "f":
+            cut = f"{t.op} to {t.dtype}"
+    finite = bool(np.isfinite(t.data).all()) if t.dtype.kind in "fc" else True
+    if not finite:
+        note = ("NaN/Inf in the forward values; " + note).rstrip("; ")
     return Node(id=nid, kind=kind, op=t.op, shape=tuple(t.shape), dtype=str(t.dtype),
                 scope=scope_levels(t.scope), name=t.name, label=t.label,
-                requires_grad=t.requires_grad, grad=t.grad_stats, note=note)
+                requires_grad=t.requires_grad, grad=t.grad_stats, note=note, cut=cut,
+                finite=finite)
 
 
 def _edge(t: Tensor, i: int, p: Tensor, ids: dict, recorded: bool) -> Edge:
@@ -275,16 +329,18 @@ def _leaving(graph: Graph, depth: int) -> dict[str, tuple[list[str], str]]:
             for g in groups.values()}
 
 
-def group(graph: Graph, depth: int | None) -> Graph:
+def group(graph: Graph, depth: int | str | None) -> Graph:
     """Fold every node whose scope is at least `depth` levels deep into one GROUP node per
-    scope prefix of that depth; shallower nodes stay as they are. `depth=None` returns the
-    graph unchanged (every op). At depth 1 a GPT is embeddings, blocks and head; at depth 2
-    each block shows its attention, MLP, layer norms and the residual adds between them.
+    scope prefix of that depth; shallower nodes stay as they are. `depth=None` (or "full")
+    returns the graph unchanged (every op). At depth 1 a GPT is embeddings, blocks and head;
+    at depth 2 each block shows its attention, MLP, layer norms and the residual adds.
     A group's gradient is that of the tensors leaving it; `param_grad` is its parameters'."""
+    try:
+        depth = parse_depth(depth)
+    except ValueError as e:
+        raise ValueError(f"group: {e}") from None
     if depth is None:
         return graph
-    if depth < 1:
-        raise ValueError(f"group: depth must be >= 1 or None, got {depth}")
     rep, groups, members = _fold(graph, depth)
     leaving = {gid: [graph.nodes[i] for i in ids] for ids, gid in _leaving(graph, depth).values()}
     by_id = {g.id: g for g in groups.values()}
@@ -302,6 +358,8 @@ def group(graph: Graph, depth: int | None) -> Graph:
         g.param_grad = combine_stats(m.grad for m in params)
         g.grad = combine_stats(m.grad for m in leaving[g.id])
         g.requires_grad = any(m.requires_grad for m in ms)
+        g.cut = ", ".join(dict.fromkeys(m.cut for m in ms if m.cut))
+        g.finite = all(m.finite for m in ms)
         outs = leaving[g.id] or ms[-1:]
         g.shape = outs[-1].shape
         g.dtype = outs[-1].dtype

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import textwrap
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -248,5 +249,12 @@ def plot_attention(maps: np.ndarray | Mapping[str, np.ndarray], *,
                 ax.set_ylabel("query", fontsize=7)
     if image is not None:
         fig.colorbar(image, ax=axes, shrink=0.8, label="attention weight")
-    fig.suptitle(title + ("  (grey: masked)" if allowed is not None else ""))
+    _wrapped_suptitle(fig, title + ("  (grey: masked)" if allowed is not None else ""))
     return _finish(fig, path)
+
+
+def _wrapped_suptitle(fig: Figure, title: str, size: float = 12.0) -> None:
+    """A figure title broken into lines that fit the figure's width (a suptitle is never
+    shrunk by the layout, so a long one on a narrow figure would be cut at both sides)."""
+    per_line = max(20, int(fig.get_figwidth() * 72 / (0.6 * size)))
+    fig.suptitle(textwrap.fill(title, per_line), fontsize=size)

@@ -1,7 +1,8 @@
 """The HTML report: one self-contained index.html (inline SVG, images as data URIs, no network,
 no external scripts) with a table of contents and one section per experiment, each holding
-its text, a metrics table and its pictures. A small inline script records page errors and
-broken images into the DOM, so a headless browser can check the page."""
+its text (line breaks and spaces kept), code blocks, metrics tables and pictures that fit the
+column and zoom and pan inside it. A small inline script records page errors, broken images
+and pictures wider than their column into the DOM, so a headless browser can check the page."""
 from __future__ import annotations
 
 import base64
@@ -26,11 +27,17 @@ padding:.4em 1.2em;margin:1em 0}section{border-top:2px solid #e5e5e5;margin-top:
 table.metrics{border-collapse:collapse;margin:.8em 0;font-size:14px}
 table.metrics th,table.metrics td{border:1px solid #ccc;padding:.25em .7em;text-align:right}
 table.metrics th:first-child,table.metrics td:first-child,table.metrics td.t{text-align:left}
-table.metrics thead th{background:#f0f0f0}figure{margin:1em 0}
-figure .pic{overflow:auto;max-height:85vh;border:1px solid #eee}
-figure img{max-width:100%;height:auto;display:block}figcaption{color:#555;font-size:13px}
-code{background:#f3f3f3;padding:0 .25em;border-radius:3px}pre{background:#f6f8fa;
-padding:.6em;overflow:auto;font-size:12px}#report-status{color:#999;font-size:12px}
+table.metrics thead th{background:#f0f0f0}figure{margin:1em 0}.scroll{overflow-x:auto}
+p.text{white-space:pre-wrap;overflow-wrap:anywhere}
+figure .pic{overflow:auto;max-height:85vh;border:1px solid #eee;cursor:grab}
+figure .pic.dragging{cursor:grabbing;user-select:none}
+figure .pic>svg{display:block;width:100%;height:auto;max-width:var(--natural,none)}
+figure .pic>img{display:block;width:auto;height:auto;max-width:100%}
+figure .tools{font-size:12px;color:#555;margin:.2em 0}figure .tools button{font-size:12px;
+margin-right:.3em;padding:0 .5em;cursor:pointer}figcaption{color:#555;font-size:13px}
+code{background:#f3f3f3;padding:0 .25em;border-radius:3px;white-space:pre-wrap}
+pre{background:#f6f8fa;padding:.6em;overflow:auto;font-size:12px;white-space:pre}
+#report-status{color:#999;font-size:12px}
 """
 
 # Runs first: records script errors, failed resource loads and CSP violations; after load,
@@ -52,7 +59,55 @@ SCRIPT = """
     errors.push(Array.prototype.join.call(arguments, ' '));
     return origError.apply(console, arguments);
   };
+  // Picture viewer: every figure starts fitted to the column's width; the buttons zoom, and
+  // dragging (or the scroll bars) pans inside the figure's box.
+  // zoom 1 is the fit: the column's width, or the picture's own when it is smaller
+  function setZoom(pic, z){
+    var el = pic.firstElementChild;
+    if (!el) return;
+    z = Math.max(1, Math.min(z, 40));
+    pic.setAttribute('data-zoom', String(z));
+    el.style.width = z === 1 ? '' : (100 * z) + '%';
+    el.style.maxWidth = z === 1 ? '' : 'none';
+  }
+  function natural(pic){
+    var el = pic.firstElementChild, w = +(el.getAttribute('data-natural-width') ||
+      el.naturalWidth || 0);
+    return w > 0 ? w / pic.clientWidth : 1;
+  }
+  document.addEventListener('click', function(e){
+    var b = e.target.closest ? e.target.closest('button[data-zoom]') : null;
+    if (!b) return;
+    var pic = b.closest('figure').querySelector('.pic');
+    var z = +(pic.getAttribute('data-zoom') || 1), how = b.getAttribute('data-zoom');
+    setZoom(pic, how === 'fit' ? 1 : how === 'in' ? z * 1.5 : how === 'out' ? z / 1.5 :
+      natural(pic));
+  });
+  var drag = null;
+  document.addEventListener('mousedown', function(e){
+    var pic = e.target.closest ? e.target.closest('figure .pic') : null;
+    if (!pic || e.button !== 0) return;
+    drag = {pic: pic, x: e.clientX, y: e.clientY, l: pic.scrollLeft, t: pic.scrollTop};
+    pic.classList.add('dragging');
+    e.preventDefault();
+  });
+  document.addEventListener('mousemove', function(e){
+    if (!drag) return;
+    drag.pic.scrollLeft = drag.l - (e.clientX - drag.x);
+    drag.pic.scrollTop = drag.t - (e.clientY - drag.y);
+  });
+  document.addEventListener('mouseup', function(){
+    if (drag) drag.pic.classList.remove('dragging');
+    drag = null;
+  });
   window.addEventListener('load', function(){
+    var pics = document.querySelectorAll('figure .pic'), overflow = [];
+    for (var k = 0; k < pics.length; k++) {
+      var el = pics[k].firstElementChild;
+      if (el && el.getBoundingClientRect().width > pics[k].clientWidth + 1) {
+        overflow.push(pics[k].closest('figure').id || String(k));
+      }
+    }
     var imgs = document.images, broken = 0;
     for (var i = 0; i < imgs.length; i++) {
       if (!imgs[i].complete || imgs[i].naturalWidth === 0) broken++;
@@ -61,6 +116,9 @@ SCRIPT = """
     s.setAttribute('data-images', String(imgs.length));
     s.setAttribute('data-svgs', String(document.querySelectorAll('figure svg').length));
     s.setAttribute('data-broken', String(broken));
+    s.setAttribute('data-figures', String(pics.length));
+    s.setAttribute('data-overflow', String(overflow.length));
+    s.setAttribute('data-overflow-ids', overflow.join(' '));
     s.setAttribute('data-errors', String(errors.length));
     s.setAttribute('data-error-text', errors.join(' | '));
     s.setAttribute('data-loaded', '1');
@@ -89,14 +147,16 @@ def _slug(title: str, used: set) -> str:
 
 
 def _paragraphs(text: str) -> str:
-    """Plain text to HTML: blank lines split paragraphs, `code` spans become <code>."""
+    """Plain text to HTML: blank lines split paragraphs, `code` spans become <code>; every
+    other line break and run of spaces is kept (the page shows them with pre-wrap), so
+    tracebacks, lists and generated samples read as written."""
     out = []
-    for para in re.split(r"\n\s*\n", text.strip()):
+    for para in re.split(r"\n[ \t]*\n", text.strip("\n")):
         if not para.strip():
             continue
-        body = _esc(para.strip())
+        body = _esc(para.rstrip())
         body = re.sub(r"`([^`]+)`", r"<code>\1</code>", body)
-        out.append(f"<p>{body}</p>")
+        out.append(f'<p class="text">{body}</p>')
     return "\n".join(out)
 
 
@@ -147,9 +207,29 @@ def metrics_table(table: Mapping[str, Any] | Sequence[Mapping[str, Any]],
     return f'<table class="metrics">{cap}<thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
 
 
+def _fit_root(svg: str) -> str:
+    """Let the root <svg> scale with its box: its width and height attributes go (the viewBox
+    keeps the aspect ratio); its natural width in pixels is kept as data-natural-width and as
+    --natural, which caps the fitted width (a small picture is not blown up)."""
+    m = re.search(r"<svg\b[^>]*>", svg)
+    if not m or "viewBox" not in m.group(0):
+        return svg
+    tag = m.group(0)
+    w = re.search(r'\swidth="([\d.]+)(pt|px)?"', tag)
+    natural = ""
+    if w:
+        px = float(w.group(1)) * (4 / 3 if w.group(2) == "pt" else 1)
+        natural = f' data-natural-width="{px:.0f}"'
+        natural += f' style="--natural:{px:.0f}px"'
+    new = re.sub(r'\s(width|height|style)="[^"]*"', "", tag)
+    new = new[:-1].rstrip("/").rstrip() + natural + (" />" if tag.endswith("/>") else ">")
+    return svg[:m.start()] + new + svg[m.end():]
+
+
 def inline_svg(svg: str) -> str:
-    """An SVG document made fit to sit inside HTML: no XML prolog, doctype or comments, and
-    every id prefixed so that several pictures on one page cannot collide."""
+    """An SVG document made fit to sit inside HTML: no XML prolog, doctype or comments, every
+    id prefixed so that several pictures on one page cannot collide, and the root sized by its
+    box (see `_fit_root`)."""
     svg = re.sub(r"<\?xml[^>]*\?>", "", svg)
     svg = re.sub(r"<!DOCTYPE[^>]*>", "", svg, flags=re.S)
     svg = re.sub(r"<!--.*?-->", "", svg, flags=re.S)
@@ -157,7 +237,7 @@ def inline_svg(svg: str) -> str:
     svg = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{p}{m.group(1)}"', svg)
     svg = re.sub(r'(href=")#([^"]+)"', lambda m: f'{m.group(1)}#{p}{m.group(2)}"', svg)
     svg = re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{p}{m.group(1)})", svg)
-    return svg.strip()
+    return _fit_root(svg.strip())
 
 
 def data_uri(raw: bytes, mime: str) -> str:
@@ -176,9 +256,14 @@ class Section:
         self.parts.append(_paragraphs(text))
         return self
 
+    def code(self, text: str) -> "Section":
+        """A block shown exactly as given, in a fixed-width font (samples, tracebacks)."""
+        self.parts.append(f"<pre>{_esc(text)}</pre>")
+        return self
+
     def metrics(self, table: Mapping[str, Any] | Sequence[Mapping[str, Any]],
                 caption: str | None = None) -> "Section":
-        self.parts.append(metrics_table(table, caption))
+        self.parts.append(f'<div class="scroll">{metrics_table(table, caption)}</div>')
         return self
 
     def figure(self, picture: Any, caption: str = "", alt: str | None = None) -> "Section":
@@ -188,7 +273,14 @@ class Section:
         alt = alt or caption or self.title
         body = self._picture(picture, alt)
         cap = f"<figcaption>{_esc(caption)}</figcaption>" if caption else ""
-        self.parts.append(f'<figure><div class="pic">{body}</div>{cap}</figure>')
+        fid = f"{self.anchor}-fig{sum('<figure' in p for p in self.parts) + 1}"
+        tools = ""
+        if body.startswith(("<svg", "<img")):
+            tools = ('<div class="tools"><button data-zoom="fit">fit width</button>'
+                     '<button data-zoom="out">&minus;</button><button data-zoom="in">+</button>'
+                     '<button data-zoom="natural">actual size</button> drag to pan</div>')
+        self.parts.append(f'<figure id="{fid}">{tools}<div class="pic" data-zoom="1">{body}'
+                          f'</div>{cap}</figure>')
         return self
 
     def _picture(self, pic: Any, alt: str) -> str:
