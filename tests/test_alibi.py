@@ -175,3 +175,24 @@ def test_fast_path_falls_back_to_the_reference_attention_for_alibi():
                 stack.extend(node.parents)
             assert ("attention" in ops) is fused, pos
             assert ("softmax" in ops) is not fused, pos
+
+
+@pytest.mark.parametrize("pos", ["learned", "alibi"])
+def test_fast_reference_fallback_fills_the_cache(pos):
+    """A model with an overridden hook is not read by the numpy decode, so generation runs the
+    reference forward with fast on: its prompt step must write the cache, not take the fused
+    attention (which has no cache)."""
+    class Mine(GPT):
+        def check_length(self, t: int) -> None:
+            super().check_length(t)
+
+    cfg = GPTConfig(vocab_size=11, block_size=16, n_layer=2, n_head=2, n_embd=8,
+                    pos_encoding=pos)
+    model = Mine(cfg, seed=2)
+    rng = np.random.default_rng(3)
+    for p in model.parameters():
+        p.data[...] += rng.normal(0, 0.3, p.shape)
+    prompt = np.array([[1, 2, 3, 4]])
+    with fast.enabled():
+        cached = model.generate(prompt, 8, top_k=1, use_cache=True)
+    np.testing.assert_array_equal(cached, model.generate(prompt, 8, top_k=1, use_cache=False))

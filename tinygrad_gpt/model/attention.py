@@ -61,8 +61,9 @@ class CausalSelfAttention(Module):
         nh, hs = self.n_head, self.head_size
         with name_scope("c_attn"):
             qkv = self.c_attn(x)                                     # (B, T, 3C)
-        if fast.is_enabled() and allowed is not None and rope is None and alibi is None and \
-                not self.keep_attention and (self.attn_dropout.p == 0 or not self.training):
+        if fast.is_enabled() and allowed is not None and rope is None and cache is None and \
+                alibi is None and not self.keep_attention and \
+                (self.attn_dropout.p == 0 or not self.training):
             y = fast.attention(qkv, allowed, nh)                      # (B, T, C), one node
         else:
             q = qkv[:, :, :c].reshape(b, t, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
