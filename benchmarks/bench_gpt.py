@@ -352,7 +352,7 @@ LOAD_SEEN: list = []
 
 def run_worker(impl: str, threads: int, tasks: list, weights: str, a) -> dict:
     if threads > 1:
-        wait_for_quiet()
+        wait_for_quiet(a.wait)
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", impl, "--threads",
            str(threads), "--tasks", ",".join(tasks), "--weights", weights,
            "--steps", str(a.steps), "--warmup", str(a.warmup), "--rounds", str(a.rounds)]
@@ -500,6 +500,9 @@ def main() -> None:
     p.add_argument("--no-mem", action="store_true")
     p.add_argument("--no-one-thread", action="store_true")
     p.add_argument("--machine", default=os.uname().nodename)
+    p.add_argument("--wait", type=float, default=60,
+                   help="seconds to wait for an idle CPU before each two-thread process "
+                        "(default 60; the load seen is printed either way)")
     p.add_argument("--profile", metavar="CONFIG")
     p.add_argument("--worker", choices=["ours", "torch", "both"], help=argparse.SUPPRESS)
     p.add_argument("--threads", type=int, default=2, help=argparse.SUPPRESS)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import numpy as np
 
 from ..engine import Tensor
-from .kernels import _gelu_tanh, attention_forward, layer_norm_forward
+from .kernels import attention_forward, gelu_tanh, layer_norm_forward
 from .threads import long_blas_spin
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
 ANY = None   # every value of the field is reproduced
 
 # GPTConfig field -> the values this path gives the reference forward's numbers for. A new field
-# falls back to the reference forward until it is added here (tests/test_fused.py runs every
+# falls back to the reference forward until it is added here (tests/test_fast.py runs every
 # field and value of the test's own table against the reference).
 REPRODUCED: dict = {
     "vocab_size": ANY, "block_size": ANY, "n_layer": ANY, "n_head": ANY, "n_embd": ANY,
@@ -90,7 +90,7 @@ def _block(x: np.ndarray, block, blocked, cache, last: bool = False) -> np.ndarr
         return _attention(h, block.attn, blocked, cache, last)
 
     def mlp(h):
-        return _linear(_gelu_tanh(_linear(h, block.mlp.c_fc))[0], block.mlp.c_proj)
+        return _linear(gelu_tanh(_linear(h, block.mlp.c_fc))[0], block.mlp.c_proj)
 
     for ln, f in ((block.ln_1, attn), (block.ln_2, mlp)):
         if block.placement == "pre":

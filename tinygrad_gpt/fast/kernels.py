@@ -17,7 +17,7 @@ from .threads import split_halves
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
-def _gelu_tanh(a):
+def gelu_tanh(a):
     """GPT-2's GELU, out = a/2 (1 + tanh(u)), u = sqrt(2/pi)(a + 0.044715 a^3), as in-place passes
     over two buffers (a hot elementwise op of every MLP); rows (the first axis) are independent,
     so halves may run on two cores (split_halves). The same numbers as `ops.gelu`'s formula."""
@@ -90,7 +90,7 @@ def _rows(a, *, index):
 
 # the graph nodes keep the reference ops' names: pictures and diagnostics see a `gelu` and a
 # `getitem` either way
-GELU = OpDef("gelu", _gelu_tanh, True, (_gelu_tanh.__doc__ or "").strip())
+GELU = OpDef("gelu", gelu_tanh, True, (gelu_tanh.__doc__ or "").strip())
 ROWS = OpDef("getitem", _rows, True, (_rows.__doc__ or "").strip())
 
 
