@@ -141,13 +141,14 @@ def test_word_vocabulary_unknowns_are_counted_on_the_rest():
 
 def test_vocabulary_deep_runs_bits_per_byte_by_size():
     small = {**m10_vocabulary.DEEP_SETTINGS, "block_size": 8, "n_embd": 16, "steps": 5,
-             "eval_batches": 1, "bpe_sizes": [256, 300]}
+             "eval_batches": 1, "bpe_sizes": [256, 300], "fixed_size": 300}
     r = run_task(Task("vocabulary", "deep", seed=0, settings=small))
     assert not r["error"], r["notes"]
     m = r["metrics"]
-    assert list(m) == ["wrong", "fixed", "bpe_256", "bpe_300"]
+    assert list(m) == ["wrong", "chars", "bpe_256", "fixed"]
     assert m["wrong"]["vocab_size"] == 1000 and m["wrong"]["unknown_rate"] > 0.05
-    assert m["bpe_256"]["vocab_size"] == 256 and m["bpe_300"]["vocab_size"] == 300
-    assert r["series"]["vocab_size"] == [m["fixed"]["vocab_size"], 256, 300]
+    assert m["bpe_256"]["vocab_size"] == 256 and m["fixed"]["vocab_size"] == 300
+    assert m["fixed"]["unknown_rate"] == 0 == m["chars"]["unknown_rate"]
+    assert r["series"]["vocab_size"] == [m["chars"]["vocab_size"], 256, 300]
     assert all(0 < b < 10 for b in r["series"]["bits_per_byte"])
     assert r["kind"] == HARM

@@ -210,7 +210,7 @@ def build(side: str, seed: int = 0) -> GPT:
 WORD = re.compile(r"\w+|[^\w\s]")
 DEEP_SETTINGS = dict(word_vocab=1000, word_sample=0.2, block_size=32, n_layer=2, n_head=2,
                      n_embd=32, steps=300, eval_batches=8,
-                     bpe_sizes=[256, 512, 1024, 2048, 4096, 8192])
+                     bpe_sizes=[256, 512, 1024, 2048, 4096, 8192], fixed_size=512)
 DEEP_PUBLISHED = Published(
     "Sennrich, Haddow & Birch 2016, Neural Machine Translation of Rare Words with Subword "
     "Units", "section 1 and Table 1",
@@ -248,15 +248,15 @@ def deep_measure(settings: dict, seed: int, data: LabData) -> Measured:
     split = int(len(text) * 0.9)
     train_text, val_text = text[:split], text[split:]
     metrics: dict = {"wrong": {**words, "kind": "words"}}
-    char = CharTokenizer(text)
-    curve = {"char": tokens_data("char", char, train_text, val_text)}
+    toks: dict = {"chars": CharTokenizer(text)}
     for size in settings["bpe_sizes"]:
-        tok = _bpe(train_text, size)
-        curve[f"bpe_{size}"] = tokens_data(f"bpe{size}", tok, train_text, val_text)
-    toks = {"char": char, **{f"bpe_{n}": _bpe(train_text, n) for n in settings["bpe_sizes"]}}
-    for name, tokens in curve.items():
-        m = _measure(toks[name], tokens, val_text, settings, seed)
-        metrics["fixed" if name == "char" else name] = {**m, "kind": name}
+        toks["fixed" if size == settings["fixed_size"] else f"bpe_{size}"] = \
+            _bpe(train_text, size)
+    for name, tok in toks.items():
+        m = _measure(tok, tokens_data(name, tok, train_text, val_text), val_text, settings, seed)
+        # what a round trip through the tokenizer loses of the validation text (none here)
+        m["unknown_rate"] = _round_trip_unknowns(tok, val_text) / len(val_text)
+        metrics[name] = {**m, "kind": name}
     sizes = [k for k in metrics if k != "wrong"]
     best = min(sizes, key=lambda k: metrics[k]["bits_per_byte"])
     series = {"vocab_size": [metrics[k]["vocab_size"] for k in sizes],
@@ -276,10 +276,11 @@ WORD_UNKNOWN_HARM = 0.05
 def deep_verdict(metrics: dict, context: dict) -> Verdict:
     w = metrics["wrong"]
     sizes = [k for k in metrics if k != "wrong"]
-    kind = HARM if w["unknown_rate"] > WORD_UNKNOWN_HARM else NOT_SEEN
+    kind = (HARM if w["unknown_rate"] > WORD_UNKNOWN_HARM and metrics["fixed"]["unknown_rate"] == 0
+            else NOT_SEEN)
     words = (f"{100 * w['unknown_rate']:.1f}% of the words unknown to a "
              f"{w['vocab_size']:,}-word vocabulary")
-    per = ", ".join(f"{'chars' if k == 'fixed' else metrics[k]['vocab_size']}: "
+    per = ", ".join(f"{'chars' if k == 'chars' else metrics[k]['vocab_size']}: "
                     f"{metrics[k]['bits_per_byte']:.2f}" for k in sizes)
     return Verdict(kind, words, (
         f"the {w['vocab_size']:,} most frequent words of the first {w['sample_chars']:,} "
@@ -287,7 +288,9 @@ def deep_verdict(metrics: dict, context: dict) -> Verdict:
         f"rest unknown ({100 * w['unknown_rate']:.1f}%, {w['distinct_unknown_words']:,} "
         f"distinct, {100 * w['unknown_char_rate']:.1f}% of their characters); bits per byte "
         f"after the same {context['steps']} steps of the same model, by vocabulary: {per}; "
-        f"lowest at {context['best'].replace('fixed', 'characters')}"))
+        f"lowest at {metrics[context['best']]['vocab_size']:,} "
+        f"{'characters' if context['best'] == 'chars' else 'BPE tokens'}; byte-level BPE "
+        f"loses {100 * metrics['fixed']['unknown_rate']:.1f}% of the text in a round trip"))
 
 
 def _draw_deep(r: dict, path: Path) -> Path:
@@ -297,7 +300,7 @@ def _draw_deep(r: dict, path: Path) -> Path:
         ax = fig.add_subplot()
         ax.semilogx(s["vocab_size"], s["bits_per_byte"], marker="o", lw=1.4)
         for v, b, k in zip(s["vocab_size"], s["bits_per_byte"], s["labels"]):
-            ax.annotate("chars" if k == "fixed" else str(v), (v, b), fontsize=7,
+            ax.annotate("chars" if k == "chars" else str(v), (v, b), fontsize=7,
                         textcoords="offset points", xytext=(3, 4))
         ax.set_xlabel("vocabulary size")
         ax.set_ylabel("validation bits per byte")
