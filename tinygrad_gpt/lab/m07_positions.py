@@ -339,7 +339,8 @@ def deep_measure(settings: dict, seed: int, data: LabData) -> Measured:
     return Measured(metrics, series, facts={"unigram_loss": unigram_loss(data)}, notes=(
         "Data: the lab's corpus of real English text as characters, as in Figure 1 a language "
         "model of real text (theirs: WikiText-103 in BPE tokens); a character vocabulary lets "
-        f"a two-layer width-{sizes['n_embd']} model learn in {settings['steps']} steps. Each "
+        f"a {sizes['n_layer']}-layer width-{sizes['n_embd']} model learn in {settings['steps']} "
+        "steps. Each "
         "length's loss is the mean over every position of its windows, so part of any change "
         "is the share of early positions, which see little context."))
 
