@@ -193,10 +193,10 @@ DEEP_SETTINGS = dict(bpe_size=1024, train_chars=100000, block_size=32, n_layer=2
 # of the last `LATE` validation points
 LATE = 3
 DEEP_PUBLISHED = Published(
-    "Press & Wolf 2017, Using the Output Embedding to Improve Language Models", "Table 2 / 3",
+    "Press & Wolf 2017, Using the Output Embedding to Improve Language Models",
+    "the PTB results for small and medium models",
     "tying the input and output embeddings lowers the validation perplexity of small and "
-    "medium LSTM language models (PTB, text8) while cutting their parameters, by a few "
-    "perplexity points at equal size")
+    "medium LSTM language models on Penn Treebank while cutting their parameters")
 _TOKENS: dict = {}
 
 

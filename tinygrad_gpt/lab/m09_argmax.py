@@ -445,7 +445,7 @@ DEEP_SETTINGS = dict(block_size=32, n_layer=2, n_head=2, n_embd=32, reinforce_st
                      lr=3e-3, entropy=0.05, batch_size=16, eval_windows=64)
 DEEP_PUBLISHED = Published(
     "Williams 1992, Simple Statistical Gradient-Following Algorithms for Connectionist "
-    "Reinforcement Learning", "section 4 (REINFORCE with a reinforcement baseline)",
+    "Reinforcement Learning", "the REINFORCE algorithms, with a reinforcement baseline",
     "the update (r - b) grad log p(action) follows the gradient of the expected reward for a "
     "non-differentiable reward; a baseline b leaves its expectation unchanged")
 

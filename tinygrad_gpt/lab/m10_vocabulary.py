@@ -213,7 +213,7 @@ DEEP_SETTINGS = dict(word_vocab=1000, word_sample=0.2, block_size=32, n_layer=2,
                      bpe_sizes=[256, 512, 1024, 2048, 4096, 8192], fixed_size=512)
 DEEP_PUBLISHED = Published(
     "Sennrich, Haddow & Birch 2016, Neural Machine Translation of Rare Words with Subword "
-    "Units", "section 1 and Table 1",
+    "Units", "the introduction",
     "a fixed word vocabulary (30,000-50,000 words) leaves rare and unseen words as <UNK>; "
     "byte pair encoding covers an open vocabulary with a fixed-size vocabulary of subwords")
 _BPE: dict = {}
