@@ -186,7 +186,7 @@ def build(side: str, seed: int = 0) -> GPT:
 # `eval_every` steps on the held-out tenth. The untied model is narrower, the widest multiple of
 # n_head whose parameter count does not exceed the tied model's.
 
-DEEP_SETTINGS = dict(bpe_size=1024, train_chars=100000, block_size=32, n_layer=2, n_head=2,
+DEEP_SETTINGS = dict(bpe_size=2048, train_chars=100000, block_size=32, n_layer=2, n_head=2,
                      n_embd=48, steps=1500, lr=3e-3, batch_size=8, eval_every=100,
                      eval_batches=4)
 # the late phase of training, where the small training set is seen again and again: the mean
