@@ -35,7 +35,7 @@ def _load_example(name: str):
 
 # ---------------------------------------------------------------------------- the GPT's switches
 
-@pytest.mark.parametrize("pos", ["learned", "rope", "sinusoidal"])
+@pytest.mark.parametrize("pos", ["learned", "rope", "sinusoidal", "alibi"])
 def test_fixed_gpt_passes_every_probe(pos):
     report = diagnose(gpt(pos_encoding=pos))
     assert [p.status for p in report] == ["pass"] * len(report.probes), report.table()

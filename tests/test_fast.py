@@ -70,7 +70,7 @@ VALUES = {
     "tie_weights": [True, False],
     "ln_axis": [-1, 0],
     "final_norm": [True, False],
-    "pos_encoding": ["learned", "sinusoidal", "rope", "none"],
+    "pos_encoding": ["learned", "sinusoidal", "rope", "alibi", "none"],
     "mask_padding": [True, False],
     "kv_cache_update": [True, False],
 }

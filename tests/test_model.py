@@ -12,7 +12,7 @@ from tinygrad_gpt.model.positions import apply_rope, rope_cos_sin, sinusoidal_ta
 from tinygrad_gpt.model.sampling import sample
 
 V, T = 23, 12
-POS = ["learned", "sinusoidal", "rope", "none"]
+POS = ["learned", "sinusoidal", "rope", "alibi", "none"]
 
 
 def cfg(**kw) -> GPTConfig:
@@ -44,8 +44,8 @@ def ids(b: int, t: int, seed: int = 0) -> np.ndarray:
     (dict(dropout=1.0), "GPTConfig: dropout must be in [0, 1), got 1.0"),
     (dict(norm_placement="sandwich"), "GPTConfig: norm_placement must be one of ('pre', "
                                       "'post', 'mixed'), got 'sandwich'"),
-    (dict(pos_encoding="alibi"), "GPTConfig: pos_encoding must be one of ('learned', "
-                                 "'sinusoidal', 'rope', 'none'), got 'alibi'"),
+    (dict(pos_encoding="xpos"), "GPTConfig: pos_encoding must be one of ('learned', "
+                                "'sinusoidal', 'rope', 'alibi', 'none'), got 'xpos'"),
     (dict(ln_axis=1), "GPTConfig: ln_axis must be -1 (features) or 0 (batch), got 1"),
     (dict(ffn_hidden=0), "GPTConfig: ffn_hidden must be a positive integer or None, got 0"),
     (dict(n_embd=12, n_head=4, pos_encoding="rope"), "GPTConfig: rope needs an even head "
@@ -222,7 +222,8 @@ def test_input_errors_name_the_limit():
         model(np.array([[1.0, 2.0]]))
     with pytest.raises(ValueError, match=re.escape(
             "GPT: sequence length 13 exceeds block_size 12 for learned positions (allowed "
-            "1..12); crop the input, or use pos_encoding='sinusoidal' or 'rope' to go longer")):
+            "1..12); crop the input, or use pos_encoding='sinusoidal', 'rope' or 'alibi' to go "
+            "longer")):
         model(ids(1, 13))
     with pytest.raises(ValueError, match=re.escape(
             "GPT: attention_mask has shape (1, 3), expected (2, 3) (the shape of idx)")):
@@ -239,7 +240,7 @@ def test_input_errors_name_the_limit():
 
 
 def test_longer_sequences_are_fine_without_learned_positions():
-    for pos in ("sinusoidal", "rope", "none"):
+    for pos in ("sinusoidal", "rope", "alibi", "none"):
         logits, _ = GPT(cfg(pos_encoding=pos))(ids(1, 3 * T))
         assert logits.shape == (1, 3 * T, V)
 
@@ -421,7 +422,7 @@ def test_mistake_6_no_final_norm_has_no_ln_f():
 
 def test_mistake_7_positions_learned_table_and_order_blindness_without_positions():
     assert "transformer.wpe.weight" in GPT(cfg()).state_dict()
-    for pos in ("sinusoidal", "rope", "none"):
+    for pos in ("sinusoidal", "rope", "alibi", "none"):
         assert "transformer.wpe.weight" not in GPT(cfg(pos_encoding=pos)).state_dict()
     x = ids(1, 6, seed=18)
     y = x.copy()

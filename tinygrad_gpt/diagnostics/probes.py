@@ -271,7 +271,7 @@ def position_range(ctx: Context) -> ProbeResult:
                                   f"{max(SEARCH_LENGTHS)} (give diagnose(block_size=...))")
     fix = ("check the length before the lookup and raise an error that names block_size "
            "(or crop inputs to the last block_size tokens), or use positions that extend past "
-           "the table (RoPE or sinusoidal); never index, clamp or wrap the table blindly")
+           "the table (RoPE, ALiBi or sinusoidal); never index, clamp or wrap the table blindly")
     ids = ctx.ids(1, bs + 1)
     try:
         long = ctx.adapter.logits(ids)

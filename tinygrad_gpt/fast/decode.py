@@ -29,7 +29,8 @@ REPRODUCED: dict = {
     "ffn_hidden": ANY, "tie_weights": ANY, "final_norm": ANY,
     "mask_padding": ANY,             # generate passes no padding mask
     "ln_axis": (-1,),                # 0 (statistics across the batch) is not a row kernel
-    "pos_encoding": ("learned", "sinusoidal", "none"),   # RoPE rotates q and k: not here
+    # RoPE rotates q and k, ALiBi biases the scores by distance: neither is here
+    "pos_encoding": ("learned", "sinusoidal", "none"),
     "kv_cache_update": (True,),
 }
 

@@ -8,9 +8,13 @@ from pathlib import Path
 import numpy as np
 
 from ..model import GPT
-from .base import HARM, MECHANISM, NOT_SEEN, Figure, Measured, Mistake, Verdict, register
+from ..tokenizers import BPETokenizer
+from .base import (HARM, MECHANISM, NOT_SEEN, Deep, Figure, Measured, Mistake, Published,
+                   Verdict, register)
 from .common import (LabData, build_model, evaluate, fixed_batch, small_config, step_graph,
                      tail_mean, train)
+from .deep import note_published, unigram_loss
+from .m10_vocabulary import tokens_data
 from .plotting import figure, graph_figure, graphs_dot
 
 EXPLANATION = """\
@@ -172,9 +176,154 @@ def build(side: str, seed: int = 0) -> GPT:
     return build_model({"tie_weights": SIDES[side]}, seed)
 
 
+# ---------------------------------------------------------------------------------------------
+# The deep tier (`lab --deep`): tied against untied at equal parameter count, Press & Wolf 2017.
+#
+# Tying matters where the vocabulary is large next to the width, so the text is BPE tokens
+# (a vocabulary of `bpe_size` trained on the small training part), not characters (~100 ids:
+# the tables are a few percent of the model). Small-data regime: the models train for several
+# epochs over the first `train_chars` characters of the training text and are scored every
+# `eval_every` steps on the held-out tenth. The untied model is narrower: the multiple of n_head
+# whose parameter count is closest to the tied model's (32 against 48: 157,568 and 156,480).
+
+DEEP_SETTINGS = dict(bpe_size=2048, train_chars=100000, block_size=32, n_layer=2, n_head=2,
+                     n_embd=48, steps=1500, lr=3e-3, batch_size=8, eval_every=100,
+                     eval_batches=4)
+# the late phase of training, where the small training set is seen again and again: the mean
+# of the last `LATE` validation points
+LATE = 3
+DEEP_PUBLISHED = Published(
+    "Press & Wolf 2017, Using the Output Embedding to Improve Language Models",
+    "the PTB results for small and medium models",
+    "tying the input and output embeddings lowers the validation perplexity of small and "
+    "medium LSTM language models on Penn Treebank while cutting their parameters")
+_TOKENS: dict = {}
+
+
+def deep_tokens(data: LabData, bpe_size: int, train_chars: int) -> LabData:
+    """The corpus as BPE ids: a vocabulary of `bpe_size` trained on the first `train_chars`
+    characters of the training text (the whole training set), validation on the last tenth.
+    Cached per process: the same text gives the same tokens."""
+    key = (data.name, len(data.text), bpe_size, train_chars)
+    if key not in _TOKENS:
+        split = int(len(data.text) * 0.9)
+        train_text, val_text = data.text[:split][:train_chars], data.text[split:]
+        tok = BPETokenizer().train(train_text, bpe_size)
+        _TOKENS[key] = tokens_data(f"bpe{bpe_size}", tok, train_text, val_text)
+    return _TOKENS[key]
+
+
+def matched_width(settings: dict, vocab_size: int) -> tuple[int, int, int]:
+    """(untied width, its parameter count, the tied model's): the untied model, width a
+    multiple of n_head, whose parameter count is closest to the tied one's."""
+    sizes = {k: settings[k] for k in ("block_size", "n_layer", "n_head")}
+
+    def count(d: int, tie: bool) -> int:
+        return GPT(small_config(vocab_size, True, n_embd=d, tie_weights=tie, **sizes)
+                   ).num_parameters()
+
+    tied = count(settings["n_embd"], True)
+    widths = range(settings["n_head"], settings["n_embd"] + 1, settings["n_head"])
+    d = min(widths, key=lambda w: abs(count(w, False) - tied))
+    return d, count(d, False), tied
+
+
+def deep_measure(settings: dict, seed: int, data: LabData) -> Measured:
+    """Tied at n_embd against untied at the matched width, same seed and batches; validation
+    loss every `eval_every` steps."""
+    tokens = deep_tokens(data, settings["bpe_size"], settings["train_chars"])
+    v = tokens.vocab_size
+    d_untied, p_untied, p_tied = matched_width(settings, v)
+    sizes = {k: settings[k] for k in ("block_size", "n_layer", "n_head")}
+    metrics: dict = {}
+    curves: dict = {}
+    for side, tie, d in (("wrong", False, d_untied), ("fixed", True, settings["n_embd"])):
+        model = GPT(small_config(v, True, n_embd=d, tie_weights=tie, **sizes), seed=seed)
+        val: list = []
+
+        def probe(step: int, net: GPT, val=val) -> None:
+            if (step + 1) % settings["eval_every"] == 0:
+                val.append(evaluate(net, tokens, 16, settings["eval_batches"], seed + 1))
+
+        log = train(model, tokens, settings["steps"], batch_size=settings["batch_size"],
+                    lr=settings["lr"], seed=seed, eval_batches=1, on_step=probe,
+                    what="tied" if tie else "untied")
+        metrics[side] = {"tie_weights": tie, "n_embd": d, "params": model.num_parameters(),
+                         "train_loss_end": tail_mean(log.loss, 20), "val_loss_end": val[-1],
+                         "val_loss_best": min(val), "best_step": (val.index(min(val)) + 1)
+                         * settings["eval_every"]}
+        curves["tied" if tie else "untied"] = val
+    w, f = metrics["wrong"], metrics["fixed"]
+    for side in (w, f):
+        side["val_loss_late"] = float(np.mean(curves["tied" if side is f else "untied"][-LATE:]))
+    w["gap_best"] = w["val_loss_best"] - f["val_loss_best"]
+    w["gap_late"] = w["val_loss_late"] - f["val_loss_late"]
+    f["gap_best"] = f["gap_late"] = 0.0
+    train_tokens = len(tokens.train)
+    epochs = settings["steps"] * settings["batch_size"] * settings["block_size"] / train_tokens
+    return Measured(metrics, {"val_loss": curves, "eval_every": settings["eval_every"]},
+                    facts={"vocab_size": v, "train_tokens": train_tokens, "epochs": epochs,
+                           "unigram_loss": unigram_loss(tokens)},
+                    notes=("The untied model is narrower, so that the two have the same number "
+                           "of parameters; early in training it is ahead (a narrower model "
+                           "with Adam moves faster), late in training, the small set seen many "
+                           "times, it overfits more. Best point: the lowest validation loss "
+                           "on the curve, what early stopping would keep."))
+
+
+def deep_verdict(metrics: dict, context: dict) -> Verdict:
+    """Harm: untied ends worse by more than LOSS_MARGIN late in training (the small set seen
+    many times), and is not better than tied at its best point either."""
+    w, f = metrics["wrong"], metrics["fixed"]
+    late, best = w["gap_late"], w["gap_best"]
+    kind = HARM if late > LOSS_MARGIN and best > -LOSS_MARGIN else NOT_SEEN
+    words = (f"untied (narrower, same parameters) validation loss {late:+.3f} nats late in "
+             f"training, {best:+.3f} at the best point")
+    return Verdict(kind, words, (
+        f"at equal parameters ({w['params']:,} untied at width {w['n_embd']} against "
+        f"{f['params']:,} tied at width {f['n_embd']}), BPE vocabulary {context['vocab_size']:,}, "
+        f"{context['train_tokens']:,} training tokens seen {context['epochs']:.1f} times: "
+        f"validation loss over the last {LATE} points {w['val_loss_late']:.3f} untied against "
+        f"{f['val_loss_late']:.3f} tied ({late:+.3f} nats), best {w['val_loss_best']:.3f} "
+        f"against {f['val_loss_best']:.3f} ({best:+.3f}); harm when untied is worse late by "
+        f"more than {LOSS_MARGIN} and not better at its best; Press & Wolf 2017 report tying "
+        f"lowers perplexity"))
+
+
+def _draw_deep(r: dict, path: Path) -> Path:
+    every = r["series"]["eval_every"]
+
+    def draw(fig) -> None:
+        ax = fig.add_subplot()
+        for label, ys in r["series"]["val_loss"].items():
+            m = r["metrics"]["fixed" if label == "tied" else "wrong"]
+            steps = np.arange(1, len(ys) + 1) * every
+            ax.plot(steps, ys, marker="o", lw=1.4,
+                    label=f"{label}: width {m['n_embd']}, {m['params']:,} params")
+        ax.axhline(r["facts"]["unigram_loss"], color="grey", ls=":", lw=1,
+                   label="unigram (no context)")
+        ax.set_xlabel("step")
+        ax.set_ylabel("validation loss (nats per BPE token)")
+        ax.set_title("tied against untied at equal parameter count")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8, loc="lower left")
+        note_published(ax, DEEP_PUBLISHED)
+
+    return figure(path, draw, 7.0, 4.5)
+
+
+DEEP = Deep(settings=DEEP_SETTINGS, measure=deep_measure, verdict=deep_verdict,
+            symptom="val_loss_late",
+            figures=(Figure("m04_deep_equal_params.png", _draw_deep,
+                            "Validation loss during training, tied embeddings against an "
+                            "untied model made narrower to the same parameter count, on a "
+                            "small BPE-tokenised training set."),),
+            published=DEEP_PUBLISHED)
+
+
 MISTAKE = register(Mistake(
     number=4, slug="tying", title="Untied input and output embeddings",
     explanation=EXPLANATION,
     wrong={"tie_weights": False}, fixed={"tie_weights": True},
     tiers=TIERS, measure=measure, verdict=verdict, symptom="params", figures=FIGURES,
-    build=build))
+    build=build, deep=DEEP))

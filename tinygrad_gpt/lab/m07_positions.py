@@ -16,8 +16,11 @@ from pathlib import Path
 from ..data import get_batch
 from ..engine import Tensor, no_grad
 from ..model import GPT, GPTConfig
-from .base import HARM, MECHANISM, NOT_SEEN, Figure, Measured, Mistake, Verdict, register
-from .common import LAB_MODEL, LabData, build_model, model_sizes, small_config, train
+from .base import (HARM, MECHANISM, NOT_SEEN, Deep, Figure, Measured, Mistake, Published,
+                   Verdict, register)
+from .common import (LAB_MODEL, LabData, build_model, model_sizes, small_config, tail_mean,
+                     train)
+from .deep import note_published, unigram_loss
 from .plotting import figure
 
 EXPLANATION = """\
@@ -269,6 +272,136 @@ def build(side: str, seed: int = 0) -> GPT:
     return handwritten(model, "raw") if side == "wrong" else model
 
 
+# ---------------------------------------------------------------------------------------------
+# The deep tier (`lab --deep`): the extrapolation curve of Press, Smith & Lewis 2022, Figure 1.
+#
+# Data: the lab's corpus of real English text, as characters. Figure 1 is language modelling of
+# real text (WikiText-103, BPE); characters keep the vocabulary small enough for a two-layer
+# width-32 model to learn in a few hundred steps, and a 16-character window (about three words)
+# is one the model must read across: the loss of a model that ignores the context is the
+# unigram loss, ~1 nat above where these models end. Each encoding is trained on windows of
+# `block_size` characters and scored on windows of 1, 1.5, 2 and 4 times that.
+
+DEEP_ENCODINGS = ("learned", "sinusoidal", "rope", "alibi")
+DEEP_SETTINGS = dict(block_size=16, n_layer=2, n_head=4, n_embd=32, steps=800, batch_size=16,
+                     lr=3e-3, eval_batches=16, factors=[1.0, 1.5, 2.0, 4.0])
+# the harm: the clamped table's loss at 4x minus its loss at 1x above this (nats); "flat" for
+# an encoding is a rise below it
+RISE_MARGIN = 0.1
+DEEP_PUBLISHED = Published(
+    "Press, Smith & Lewis 2022, Train Short, Test Long (ALiBi)", "Figure 1",
+    "language models trained on WikiText-103 at L = 512 or 1,024 tokens, perplexity against "
+    "the evaluation length: sinusoidal positions degrade as soon as the input is longer than "
+    "L, rotary and T5's bias a little further out; ALiBi stays flat (or improves) out to many "
+    "times L")
+
+
+def deep_lengths(settings: dict) -> list[int]:
+    """The evaluation lengths: block_size times each factor, rounded."""
+    return [int(round(f * settings["block_size"])) for f in settings["factors"]]
+
+
+def deep_measure(settings: dict, seed: int, data: LabData) -> Measured:
+    """Train one model per encoding on `block_size` windows; mean validation loss on windows of
+    each length. Learned positions are asked through our checked lookup (refuses past the
+    table) and the clamped one (runs, positions past the table read its last row)."""
+    lengths = deep_lengths(settings)
+    sizes = model_sizes(settings)
+    metrics: dict = {}
+    series: dict = {"factors": list(settings["factors"]), "lengths": lengths}
+    for pe in DEEP_ENCODINGS:
+        model = GPT(small_config(data.vocab_size, True, pos_encoding=pe, **sizes), seed=seed)
+        log = train(model, data, settings["steps"], batch_size=settings["batch_size"],
+                    lr=settings["lr"], seed=seed, eval_batches=1, what=pe)
+        nets = {"fixed" if pe == "alibi" else pe: model}
+        if pe == "learned":
+            nets = {"wrong": handwritten(model, "clip"), "checked": model}
+        for side, net in nets.items():
+            m: dict = {"pos_encoding": pe if side != "wrong" else "learned, clamped",
+                       "train_loss_end": tail_mean(log.loss), "diverged": log.diverged}
+            losses = []
+            for length in lengths:
+                run, curve = _at_length(net, data.val, length, settings["eval_batches"],
+                                        seed + 1)
+                if curve is None:             # the checked table refuses: the refusal is it
+                    m.update(refuses_at=length, error_type=run["error_type"],
+                             error=run["error"], clear_error=run["clear_error"])
+                    break
+                losses.append(float(curve.mean()))
+            m["losses"] = losses
+            m["runs_at_4x"] = len(losses) == len(lengths)
+            m["rise_at_4x"] = losses[-1] - losses[0] if m["runs_at_4x"] else float("nan")
+            m["rise_at_2x"] = (losses[lengths.index(2 * lengths[0])] - losses[0]
+                               if 2 * lengths[0] in lengths[:len(losses)] else float("nan"))
+            metrics[side] = m
+            series[m["pos_encoding"]] = losses
+    metrics = {k: metrics[k] for k in ("wrong", "checked", "sinusoidal", "rope", "fixed")}
+    return Measured(metrics, series, facts={"unigram_loss": unigram_loss(data)}, notes=(
+        "Data: the lab's corpus of real English text as characters, as in Figure 1 a language "
+        "model of real text (theirs: WikiText-103 in BPE tokens); a character vocabulary lets "
+        f"a {sizes['n_layer']}-layer width-{sizes['n_embd']} model learn in {settings['steps']} "
+        "steps. Each "
+        "length's loss is the mean over every position of its windows, so part of any change "
+        "is the share of early positions, which see little context."))
+
+
+def deep_verdict(metrics: dict, context: dict) -> Verdict:
+    w, k, s, r, f = (metrics[x] for x in ("wrong", "checked", "sinusoidal", "rope", "fixed"))
+    trained = deep_lengths(context)[0]
+    refuses = bool(not k["runs_at_4x"] and k.get("clear_error"))
+    degrades = bool(w["runs_at_4x"] and w["rise_at_4x"] > RISE_MARGIN)
+    flat = bool(f["runs_at_4x"] and f["rise_at_4x"] < RISE_MARGIN)
+    kind = HARM if degrades and refuses and flat else MECHANISM if refuses else NOT_SEEN
+    figure_1 = ", ".join(f"{m['pos_encoding']} {m['rise_at_4x']:+.2f}" for m in (s, r, f))
+    words = (f"past the trained length the clamped table's loss rises {w['rise_at_4x']:+.2f} "
+             f"nats at 4x, ALiBi's {f['rise_at_4x']:+.2f}")
+    return Verdict(kind, words, (
+        f"trained on {trained}-character windows and scored on windows of "
+        f"{', '.join(str(n) for n in deep_lengths(context))}: the learned table with our check "
+        f"refuses past {trained} ({k.get('error_type') or 'no error'}); clamped it runs, its "
+        f"validation loss {w['losses'][0]:.2f} at 1x and {w['losses'][-1]:.2f} at 4x "
+        f"({w['rise_at_4x']:+.2f} nats); loss at 4x minus 1x for the others (Press et al. "
+        f"2022, Figure 1: sinusoidal and rotary degrade, ALiBi stays flat): {figure_1}"))
+
+
+def _draw_deep(r: dict, path: Path) -> Path:
+    series, metrics = r["series"], r["metrics"]
+    factors = series["factors"]
+
+    def draw(fig) -> None:
+        ax = fig.add_subplot()
+        for side in ("wrong", "sinusoidal", "rope", "fixed"):
+            label = metrics[side]["pos_encoding"]
+            ys = np.exp(series[label])
+            ax.plot(factors[:len(ys)], ys, marker="o", lw=1.6, label=label)
+        ax.plot(factors[:1], np.exp(series["learned"][:1]), "kx", ms=9,
+                label="learned, checked (refuses past 1x)")
+        ax.axvline(1.0, color="grey", ls="--", lw=1)
+        ax.set_xlabel("evaluation length / training length")
+        ax.set_ylabel("validation perplexity (characters)")
+        ax.set_title(f"extrapolation: trained at {series['lengths'][0]} characters")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+        note_published(ax, DEEP_PUBLISHED)
+
+    return figure(path, draw, 7.0, 4.5)
+
+
+def _deep_caption(r: dict) -> str:
+    n = r["series"]["lengths"][0]
+    return (f"Validation perplexity against the evaluation length as a multiple of the "
+            f"training length ({n} characters), our version of Press et al. 2022, Figure 1 "
+            f"(their axes: perplexity against input tokens, trained at 512 and 1,024 BPE "
+            f"tokens). Learned positions with our check refuse past 1x; clamped they run with "
+            f"every later position on the table's last row.")
+
+
+DEEP = Deep(settings=DEEP_SETTINGS, measure=deep_measure, verdict=deep_verdict,
+            symptom="rise_at_4x",
+            figures=(Figure("m07_deep_extrapolation.png", _draw_deep, _deep_caption),),
+            published=DEEP_PUBLISHED)
+
+
 MISTAKE = register(Mistake(
     number=7, slug="positions", title="Position embedding length",
     explanation=EXPLANATION,
@@ -276,4 +409,4 @@ MISTAKE = register(Mistake(
            "sequence_length": "2 x block_size"},
     fixed={"pos_encoding": "rope", "sequence_length": "2 x block_size"},
     tiers=TIERS, measure=measure, verdict=verdict, symptom="at_2x", effect="", figures=FIGURES,
-    build=build))
+    build=build, deep=DEEP))

@@ -4,6 +4,7 @@ true next token) trains, and REINFORCE with a baseline raises a reward on sample
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 from pathlib import Path
 
@@ -15,8 +16,10 @@ from ..data import get_batch
 from ..engine import Tensor, no_grad, record_gradients
 from ..model import GPT
 from ..nn import Module
-from .base import MECHANISM, NOT_SEEN, Figure, Measured, Mistake, Verdict, register
+from .base import (HARM, MECHANISM, NOT_SEEN, Deep, Figure, Measured, Mistake, Published,
+                   Verdict, register)
 from .common import LAB_MODEL, LabData, build_model, model_sizes, progress, small_config, train
+from .deep import note_published
 from .plotting import figure, graph_figure, graphs_dot
 
 EXPLANATION = """\
@@ -173,12 +176,15 @@ ENTROPY_BONUS = 0.01
 
 
 def reinforce(model: GPT, data: LabData, steps: int, seed: int, lr: float = REINFORCE_LR,
-              batch_size: int = 16, placebo: bool = False,
-              entropy: float = ENTROPY_BONUS) -> list:
+              batch_size: int = 16, placebo: bool = False, entropy: float = ENTROPY_BONUS,
+              reward: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None
+              ) -> list:
     """REINFORCE with a running-average baseline and an entropy bonus; returns the mean reward
-    of the sampled tokens at every step. placebo=True is the control: the update uses coin
-    flips with the batch's average reward instead of the rewards, so it has the same size and
-    noise but carries no information about which token was a good choice."""
+    of the sampled tokens at every step. `reward(samples, x, y)` (each (B, T)) scores them;
+    None: the kind of the sampled character against the true next one (`class_reward`).
+    placebo=True is the control: the update uses coin flips with the batch's average reward
+    instead of the rewards, so it has the same size and noise but carries no information about
+    which token was a good choice."""
     classes = char_classes(data.itos)
     rng = np.random.default_rng(seed)
     sample_rng = np.random.default_rng(seed + 7)
@@ -191,7 +197,7 @@ def reinforce(model: GPT, data: LabData, steps: int, seed: int, lr: float = REIN
         logits, _ = model(x)
         logp = logits.log_softmax(-1)                         # (B, T, V)
         s = _sample(logp.data, sample_rng)
-        r = class_reward(s, y, classes)
+        r = class_reward(s, y, classes) if reward is None else reward(s, x, y)
         signal = (coin_rng.random(r.shape) < r.mean()).astype(np.float32) if placebo else r
         b = float(signal.mean()) if baseline is None else baseline
         bi, ti = np.indices(s.shape)
@@ -424,6 +430,131 @@ def build(side: str, seed: int = 0) -> NextTokenModel:
     return NextTokenModel(build_model({}, seed), "argmax" if side == "wrong" else "cross_entropy")
 
 
+# ---------------------------------------------------------------------------------------------
+# The deep tier (`lab --deep`): a reward that needs the context.
+#
+# The quick and full tiers reward the kind of character (lowercase, ...), which the best
+# constant answer ("always a lowercase letter") already earns 0.57 of: REINFORCE ended level
+# with it. Here the reward is 1 when the sampled character equals the character before the
+# current one (at t, answer x[t-1]): it needs the prompt, the best constant answer (the most
+# common character, a space in this corpus) earns its frequency, and a policy that reads the
+# prompt can earn 1. Through argmax the model cannot learn at all (its gradient is exactly 0);
+# REINFORCE's gain is measured beyond the constant answer and beyond the placebo.
+
+DEEP_SETTINGS = dict(block_size=32, n_layer=2, n_head=2, n_embd=32, reinforce_steps=1000,
+                     lr=3e-3, entropy=0.05, batch_size=16, eval_windows=64)
+DEEP_PUBLISHED = Published(
+    "Williams 1992, Simple Statistical Gradient-Following Algorithms for Connectionist "
+    "Reinforcement Learning", "the REINFORCE algorithms, with a reinforcement baseline",
+    "the update (r - b) grad log p(action) follows the gradient of the expected reward for a "
+    "non-differentiable reward; a baseline b leaves its expectation unchanged")
+
+
+def previous_char_reward(samples: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """1 where the sampled token equals the token one position before the current input
+    (x[t-1]); position 0 has none and earns 0."""
+    r = np.zeros(samples.shape, dtype=np.float32)
+    r[:, 1:] = samples[:, 1:] == x[:, :-1]
+    return r
+
+
+def previous_char_expected(model: GPT, x: np.ndarray) -> np.ndarray:
+    """Exact expected reward of the sampling policy at positions 1..T-1, (B, T-1): p(x[t-1])."""
+    with no_grad():
+        z = model(x)[0].data.astype(np.float64)
+    p = np.exp(z - z.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    return np.take_along_axis(p[:, 1:], x[:, :-1, None], -1)[..., 0]   # (B, T-1)
+
+
+def deep_measure(settings: dict, seed: int, data: LabData) -> Measured:
+    cfg = small_config(data.vocab_size, True, **model_sizes(settings))
+    xe, _ = get_batch(data.val, cfg.block_size, settings["eval_windows"],
+                      np.random.default_rng(seed + 2))
+    answers = xe[:, :-1]
+    constant = float(np.bincount(answers.ravel()).max() / answers.size)
+    x, y = get_batch(data.val, cfg.block_size, 8, np.random.default_rng(seed + 1))
+    wrong, _ = _gradient_report(NextTokenModel(GPT(cfg, seed=seed), "argmax"), x, y)
+    start = previous_char_expected(GPT(cfg, seed=seed), xe)
+    # every gradient through argmax is exactly 0: no update moves the weights, the policy ends
+    # where it started
+    wrong.update(expected_reward_after=float(start.mean()), expected_reward_before=float(
+        start.mean()))
+    runs: dict = {}
+    for name, placebo in (("fixed", False), ("placebo", True)):
+        policy = GPT(cfg, seed=seed)
+        rewards = reinforce(policy, data, settings["reinforce_steps"], seed, lr=settings["lr"],
+                            batch_size=settings["batch_size"], placebo=placebo,
+                            entropy=settings["entropy"], reward=previous_char_reward)
+        end = previous_char_expected(policy, xe)
+        gain, stderr = reward_gain(start, end)
+        runs[name] = {"expected_reward_before": float(start.mean()),
+                      "expected_reward_after": float(end.mean()), "reward_gain": gain,
+                      "reward_gain_stderr": stderr,
+                      "beyond_constant": float(end.mean()) - constant,
+                      "rewards": rewards}
+    f, p = runs["fixed"], runs["placebo"]
+    f["beyond_placebo"] = f["expected_reward_after"] - p["expected_reward_after"]
+    series = {"reinforce_reward": f.pop("rewards"), "placebo_reward": p.pop("rewards")}
+    return Measured({"wrong": wrong, "fixed": f, "placebo": p}, series,
+                    facts={"constant_policy_reward": constant, "eval_windows": len(xe)})
+
+
+def deep_verdict(metrics: dict, context: dict) -> Verdict:
+    w, f, p = metrics["wrong"], metrics["fixed"], metrics["placebo"]
+    const = context["constant_policy_reward"]
+    stuck = bool(w["nonzero_grad_params"] == 0 and w["grad_max_abs"] == 0.0)
+    learns = bool(f["beyond_constant"] > REWARD_MARGIN and f["beyond_placebo"] > REWARD_MARGIN
+                  and f["reward_gain"] > 3 * f["reward_gain_stderr"])
+    kind = HARM if stuck and learns else MECHANISM if stuck else NOT_SEEN
+    words = (f"through argmax no learning (0 of {w['parameters']} parameters get gradient); "
+             f"REINFORCE {f['expected_reward_after']:.2f} against "
+             f"{const:.2f} for the best constant answer")
+    return Verdict(kind, words, (
+        f"reward 1 for answering the character before the current one: through argmax "
+        f"{w['nonzero_grad_params']} of {w['parameters']} parameters get a gradient, so the "
+        f"policy stays at {w['expected_reward_after']:.3f}; REINFORCE raises the exact "
+        f"expected reward on {context['eval_windows']} held-out windows to "
+        f"{f['expected_reward_after']:.3f} (+{f['reward_gain']:.3f} +- "
+        f"{f['reward_gain_stderr']:.3f}), {f['beyond_constant']:+.3f} beyond the best "
+        f"constant answer ({const:.3f}) and {f['beyond_placebo']:+.3f} beyond the placebo "
+        f"({p['expected_reward_after']:.3f}); learning counts when both exceed "
+        f"{REWARD_MARGIN}"))
+
+
+def _draw_deep(r: dict, path: Path) -> Path:
+    const = r["facts"]["constant_policy_reward"]
+
+    def draw(fig) -> None:
+        ax = fig.add_subplot()
+        for key, label in (("reinforce_reward", "REINFORCE"), ("placebo_reward", "placebo")):
+            ys = np.asarray(r["series"][key])
+            k = max(1, len(ys) // 20)
+            ax.plot(np.arange(k - 1, len(ys)), np.convolve(ys, np.ones(k) / k, mode="valid"),
+                    lw=1.6, label=f"{label} (moving average of {k})")
+        ax.axhline(const, color="grey", ls="--", lw=1, label="best constant answer")
+        ax.axhline(r["metrics"]["wrong"]["expected_reward_after"], color="k", ls=":", lw=1,
+                   label="through argmax (never moves)")
+        ax.set_xlabel("step")
+        ax.set_ylabel("reward (answer = the character before)")
+        ax.set_title("a reward that needs the context")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8, loc="center right")
+        note_published(ax, DEEP_PUBLISHED)
+
+    return figure(path, draw, 7.0, 4.5)
+
+
+DEEP = Deep(settings=DEEP_SETTINGS, measure=deep_measure, verdict=deep_verdict,
+            symptom="expected_reward_after",
+            figures=(Figure("m09_deep_context_reward.png", _draw_deep,
+                            "Mean reward of the sampled tokens during REINFORCE (1 when the "
+                            "sampled character is the one before the current input), against "
+                            "the placebo, the best constant answer and the model trained "
+                            "through argmax, which never moves."),),
+            published=DEEP_PUBLISHED)
+
+
 MISTAKE = register(Mistake(
     number=9, slug="argmax", title="Gradient through argmax",
     explanation=EXPLANATION,
@@ -431,4 +562,4 @@ MISTAKE = register(Mistake(
     fixed={"loss": "cross-entropy of the true next token (teacher forcing); REINFORCE with a "
                    "baseline when only sampled tokens are rewarded"},
     tiers=TIERS, measure=measure, verdict=verdict, symptom="nonzero_grad_params",
-    figures=FIGURES, build=build))
+    figures=FIGURES, build=build, deep=DEEP))

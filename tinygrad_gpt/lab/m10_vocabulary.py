@@ -5,6 +5,8 @@ training, so that losses measured in different units become comparable."""
 from __future__ import annotations
 
 import math
+import re
+from collections import Counter
 
 from pathlib import Path
 
@@ -12,8 +14,10 @@ import numpy as np
 
 from ..model import GPT
 from ..tokenizers import BPETokenizer, CharTokenizer, Tokenizer
-from .base import HARM, MECHANISM, NOT_SEEN, Figure, Measured, Mistake, Verdict, register
+from .base import (HARM, MECHANISM, NOT_SEEN, Deep, Figure, Measured, Mistake, Published,
+                   Verdict, register)
 from .common import LAB_MODEL, LabData, evaluate, lab_data, model_sizes, small_config, train
+from .deep import note_published
 from .plotting import figure
 
 EXPLANATION = """\
@@ -38,7 +42,8 @@ TIERS = {"quick": dict(**LAB_MODEL["quick"], steps=40, bpe_sizes=[320, 512, 768]
                       eval_batches=8)}
 
 
-def _tokens_data(name: str, tok: Tokenizer, train_text: str, val_text: str) -> LabData:
+def tokens_data(name: str, tok: Tokenizer, train_text: str, val_text: str) -> LabData:
+    """Train and validation text as `tok`'s ids, in a LabData the lab's training loop reads."""
     tr = np.asarray(tok.encode(train_text), dtype=np.int64)
     va = np.asarray(tok.encode(val_text), dtype=np.int64)
     itos = [tok.token_str(i) for i in range(tok.vocab_size)]
@@ -115,7 +120,7 @@ def measure(settings: dict, seed: int, data: LabData) -> Measured:
     char.encode(rest)
     unknowns, unknown_chars = char.unknown_count, len(char.unknown_chars)
     char.reset_unknown_counts()
-    m = _measure(char, _tokens_data("char", char, train_text, val_text), val_text, settings,
+    m = _measure(char, tokens_data("char", char, train_text, val_text), val_text, settings,
                  seed)
     m.update(unknown_count=unknowns, unknown_rate=unknowns / len(rest),
              distinct_unknown_chars=unknown_chars,
@@ -126,7 +131,7 @@ def measure(settings: dict, seed: int, data: LabData) -> Measured:
     for size in settings["bpe_sizes"]:
         bpe = BPETokenizer().train(part, size)
         lost = _round_trip_unknowns(bpe, rest)
-        m = _measure(bpe, _tokens_data(f"bpe{size}", bpe, train_text, val_text), val_text,
+        m = _measure(bpe, tokens_data(f"bpe{size}", bpe, train_text, val_text), val_text,
                      settings, seed)
         m.update(unknown_count=lost, unknown_rate=lost / len(rest), round_trip_unknowns=lost)
         metrics["fixed" if size == 512 else f"bpe_{size}"] = m
@@ -191,10 +196,136 @@ def build(side: str, seed: int = 0) -> GPT:
     return model
 
 
+# ---------------------------------------------------------------------------------------------
+# The deep tier (`lab --deep`): the seed's "many <UNK>" with a word vocabulary, and bits per byte
+# against vocabulary size at equal training compute.
+#
+# Words: the 1,000 most frequent words (and punctuation marks) of the first `word_sample` of
+# the text, counted on the rest. Bits per byte: one model size, the same steps, batch and block
+# of tokens for every vocabulary, so the transformer blocks do the same work per step (the
+# embedding and the head grow with the vocabulary, and a longer token carries more text); BPE
+# vocabularies are trained on the training text, characters come from the whole corpus (no
+# unknowns, the most favourable character vocabulary).
+
+WORD = re.compile(r"\w+|[^\w\s]")
+DEEP_SETTINGS = dict(word_vocab=1000, word_sample=0.2, block_size=32, n_layer=2, n_head=2,
+                     n_embd=32, steps=300, eval_batches=8,
+                     bpe_sizes=[256, 512, 1024, 2048, 4096, 8192], fixed_size=512)
+DEEP_PUBLISHED = Published(
+    "Sennrich, Haddow & Birch 2016, Neural Machine Translation of Rare Words with Subword "
+    "Units", "the introduction",
+    "a fixed word vocabulary (30,000-50,000 words) leaves rare and unseen words as <UNK>; "
+    "byte pair encoding covers an open vocabulary with a fixed-size vocabulary of subwords")
+_BPE: dict = {}
+
+
+def word_unknowns(text: str, vocab_size: int, sample: float) -> dict:
+    """A word vocabulary of the `vocab_size` most frequent words (and punctuation marks) of the
+    first `sample` share of `text`: its unknown rate on the rest, in words and in characters."""
+    cut = int(len(text) * sample)
+    counts = Counter(WORD.findall(text[:cut]))
+    vocab = {w for w, _ in counts.most_common(vocab_size)}
+    rest = WORD.findall(text[cut:])
+    unknown = [w for w in rest if w not in vocab]
+    common = Counter(unknown).most_common(8)
+    return {"vocab_size": len(vocab), "sample_chars": cut, "words_in_rest": len(rest),
+            "unknown_words": len(unknown), "unknown_rate": len(unknown) / max(1, len(rest)),
+            "unknown_char_rate": sum(map(len, unknown)) / max(1, sum(map(len, rest))),
+            "distinct_unknown_words": len(set(unknown)),
+            "unknown_examples": " ".join(w for w, _ in common)}
+
+
+def _bpe(train_text: str, size: int) -> BPETokenizer:
+    key = (len(train_text), hash(train_text[:1000]), size)
+    if key not in _BPE:
+        _BPE[key] = BPETokenizer().train(train_text, size)
+    return _BPE[key]
+
+
+def deep_measure(settings: dict, seed: int, data: LabData) -> Measured:
+    text = data.text
+    words = word_unknowns(text, settings["word_vocab"], settings["word_sample"])
+    split = int(len(text) * 0.9)
+    train_text, val_text = text[:split], text[split:]
+    metrics: dict = {"wrong": {**words, "kind": "words"}}
+    toks: dict = {"chars": CharTokenizer(text)}
+    for size in settings["bpe_sizes"]:
+        toks["fixed" if size == settings["fixed_size"] else f"bpe_{size}"] = \
+            _bpe(train_text, size)
+    for name, tok in toks.items():
+        m = _measure(tok, tokens_data(name, tok, train_text, val_text), val_text, settings, seed)
+        # what a round trip through the tokenizer loses of the validation text (none here)
+        m["unknown_rate"] = _round_trip_unknowns(tok, val_text) / len(val_text)
+        metrics[name] = {**m, "kind": name}
+    sizes = [k for k in metrics if k != "wrong"]
+    best = min(sizes, key=lambda k: metrics[k]["bits_per_byte"])
+    series = {"vocab_size": [metrics[k]["vocab_size"] for k in sizes],
+              "bits_per_byte": [metrics[k]["bits_per_byte"] for k in sizes],
+              "labels": sizes}
+    return Measured(metrics, series, facts={"best": best}, notes=(
+        "Equal training compute: the same model (width, depth, block of tokens), batch and "
+        "steps for every vocabulary, so the transformer blocks do the same work; the embedding "
+        "and head grow with the vocabulary, and a BPE block covers more bytes of text (bytes "
+        "seen in training are in the metrics)."))
+
+
+# "many <UNK>": more than this share of the words in the rest of the text unknown
+WORD_UNKNOWN_HARM = 0.05
+
+
+def deep_verdict(metrics: dict, context: dict) -> Verdict:
+    w = metrics["wrong"]
+    sizes = [k for k in metrics if k != "wrong"]
+    kind = (HARM if w["unknown_rate"] > WORD_UNKNOWN_HARM and metrics["fixed"]["unknown_rate"] == 0
+            else NOT_SEEN)
+    words = (f"{100 * w['unknown_rate']:.1f}% of the words unknown to a "
+             f"{w['vocab_size']:,}-word vocabulary")
+    per = ", ".join(f"{'chars' if k == 'chars' else metrics[k]['vocab_size']}: "
+                    f"{metrics[k]['bits_per_byte']:.2f}" for k in sizes)
+    return Verdict(kind, words, (
+        f"the {w['vocab_size']:,} most frequent words of the first {w['sample_chars']:,} "
+        f"characters leave {w['unknown_words']:,} of the {w['words_in_rest']:,} words of the "
+        f"rest unknown ({100 * w['unknown_rate']:.1f}%, {w['distinct_unknown_words']:,} "
+        f"distinct, {100 * w['unknown_char_rate']:.1f}% of their characters); bits per byte "
+        f"after the same {context['steps']} steps of the same model, by vocabulary: {per}; "
+        f"lowest at {metrics[context['best']]['vocab_size']:,} "
+        f"{'characters' if context['best'] == 'chars' else 'BPE tokens'}; byte-level BPE "
+        f"loses {100 * metrics['fixed']['unknown_rate']:.1f}% of the text in a round trip"))
+
+
+def _draw_deep(r: dict, path: Path) -> Path:
+    s = r["series"]
+
+    def draw(fig) -> None:
+        ax = fig.add_subplot()
+        ax.semilogx(s["vocab_size"], s["bits_per_byte"], marker="o", lw=1.4)
+        for v, b, k in zip(s["vocab_size"], s["bits_per_byte"], s["labels"]):
+            ax.annotate("chars" if k == "chars" else str(v), (v, b), fontsize=7,
+                        textcoords="offset points", xytext=(3, 4))
+        ax.set_xlabel("vocabulary size")
+        ax.set_ylabel("validation bits per byte")
+        ax.set_title(f"same model, same {r['settings']['steps']} steps: bits per byte by "
+                     f"vocabulary")
+        ax.grid(True, alpha=0.3)
+        note_published(ax, DEEP_PUBLISHED)
+
+    return figure(path, draw, 7.0, 4.5)
+
+
+DEEP = Deep(settings=DEEP_SETTINGS, measure=deep_measure, verdict=deep_verdict,
+            symptom="unknown_rate",
+            figures=(Figure("m10_deep_bits_per_byte.png", _draw_deep,
+                            "Validation bits per byte against vocabulary size (characters, "
+                            "then byte-level BPE), one model size and the same training "
+                            "steps for each."),),
+            published=DEEP_PUBLISHED)
+
+
 MISTAKE = register(Mistake(
     number=10, slug="vocabulary", title="Vocabulary too small for the text",
     explanation=EXPLANATION,
     wrong={"tokenizer": "characters of the first 5% of the corpus, plus <unk>"},
     fixed={"tokenizer": "byte-level BPE (256 bytes + merges), sizes 320, 512, 768 (+1280)"},
     tiers=TIERS, measure=measure, verdict=verdict, symptom="unknown_rate", figures=FIGURES,
+    deep=DEEP,
     build=build))

@@ -1,7 +1,8 @@
-"""Causal multi-head self-attention with an optional padding mask, rotary positions and a KV
-cache. A query that may attend to no key at all (a fully padded row) gets zeros, never NaN.
-The reference is a composite of primitives (every step a node in the graph); under
-`fast.enable()` the plain case runs as one fused `attention` node with a hand-written backward."""
+"""Causal multi-head self-attention with an optional padding mask, rotary positions or ALiBi
+biases, and a KV cache. A query that may attend to no key at all (a fully padded row) gets
+zeros, never NaN. The reference is a composite of primitives (every step a node in the graph);
+under `fast.enable()` the plain case runs as one fused `attention` node with a hand-written
+backward (RoPE, ALiBi, a cache or recorded maps take the reference)."""
 from __future__ import annotations
 
 import math
@@ -13,16 +14,20 @@ from ..engine import Tensor, name_scope
 from ..nn import Dropout, Linear, Module
 from .config import GPTConfig
 from .kv_cache import KVCache
-from .positions import apply_rope
+from .positions import alibi_bias, apply_rope
 
 
 def attend(q: Tensor, k: Tensor, v: Tensor, allowed: np.ndarray | None,
-           dropout: Dropout | None = None) -> tuple[Tensor, Tensor]:
-    """softmax(q k^T / sqrt(hs), masked) v for q (B, nh, T, hs), k/v (B, nh, Tk, hs).
-    `allowed` (B|1, 1, T, Tk) bool; masked logits get the dtype's most negative finite value,
-    so a row with no allowed key stays finite, and such rows are then zeroed."""
+           dropout: Dropout | None = None,
+           bias: np.ndarray | None = None) -> tuple[Tensor, Tensor]:
+    """softmax(q k^T / sqrt(hs) + bias, masked) v for q (B, nh, T, hs), k/v (B, nh, Tk, hs).
+    `bias` (B|1|nh, .., T, Tk) is a constant added to the scores (ALiBi's); `allowed`
+    (B|1, 1, T, Tk) bool; masked logits get the dtype's most negative finite value, so a row
+    with no allowed key stays finite, and such rows are then zeroed."""
     scale = 1.0 / math.sqrt(q.shape[-1])
     att = (q @ k.transpose(-1, -2)) * scale                       # (B, nh, T, Tk)
+    if bias is not None:
+        att = att + Tensor(bias.astype(att.dtype, copy=False))
     if allowed is not None:
         att = att.masked_fill(~allowed, float(np.finfo(att.dtype).min))
     att = att.softmax(-1)
@@ -49,13 +54,16 @@ class CausalSelfAttention(Module):
 
     def forward(self, x: Tensor, allowed: np.ndarray | None = None,
                 rope: tuple[np.ndarray, np.ndarray] | None = None,
-                cache: KVCache | None = None) -> Tensor:
+                cache: KVCache | None = None, alibi: np.ndarray | None = None) -> Tensor:
+        """`alibi`: the queries' positions (T,) or (B, T) when the model uses ALiBi; the keys'
+        are the same positions, or 0..Tk-1 when a cache holds more keys than queries."""
         b, t, c = x.shape
         nh, hs = self.n_head, self.head_size
         with name_scope("c_attn"):
             qkv = self.c_attn(x)                                     # (B, T, 3C)
         if fast.is_enabled() and allowed is not None and rope is None and cache is None and \
-                not self.keep_attention and (self.attn_dropout.p == 0 or not self.training):
+                alibi is None and not self.keep_attention and \
+                (self.attn_dropout.p == 0 or not self.training):
             y = fast.attention(qkv, allowed, nh)                      # (B, T, C), one node
         else:
             q = qkv[:, :, :c].reshape(b, t, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
@@ -68,7 +76,12 @@ class CausalSelfAttention(Module):
             if cache is not None:
                 kc, vc = cache.append(k.data, v.data)
                 k, v = Tensor(kc), Tensor(vc)
-            y, att = attend(q, k, v, allowed, self.attn_dropout)
+            bias = None
+            if alibi is not None:
+                tk = k.shape[2]
+                keys = alibi if tk == t else np.arange(tk)   # a cache starts at position 0
+                bias = alibi_bias(alibi, keys, nh)            # (nh|B nh, T, Tk)
+            y, att = attend(q, k, v, allowed, self.attn_dropout, bias)
             if self.keep_attention:
                 self.last_attention = att.data.copy()
             y = y.transpose(1, 2).reshape(b, t, c)                   # (B, T, C)

@@ -57,7 +57,7 @@ class Block(Module):
         with name_scope(ln_name):
             return ln(x + h) if self.residual else ln(h)
 
-    def forward(self, x: Tensor, allowed=None, rope=None, cache=None) -> Tensor:
+    def forward(self, x: Tensor, allowed=None, rope=None, cache=None, alibi=None) -> Tensor:
         x = self._sublayer(x, self.ln_1, "ln_1",
-                           lambda h: self.attn(h, allowed, rope, cache), "attn")
+                           lambda h: self.attn(h, allowed, rope, cache, alibi), "attn")
         return self._sublayer(x, self.ln_2, "ln_2", self.mlp, "mlp")

@@ -9,7 +9,7 @@ import numpy as np
 
 NORM_PLACEMENTS = ("pre", "post", "mixed")
 BOOL_FIELDS = ("bias", "residual", "tie_weights", "final_norm", "mask_padding", "kv_cache_update")
-POS_ENCODINGS = ("learned", "sinusoidal", "rope", "none")
+POS_ENCODINGS = ("learned", "sinusoidal", "rope", "alibi", "none")
 
 
 @dataclass
@@ -29,7 +29,7 @@ class GPTConfig:
     tie_weights: bool = True        # 4: False gives lm_head its own (vocab, n_embd) matrix
     ln_axis: int = -1               # 5: 0 normalises across the batch instead of features
     final_norm: bool = True         # 6: False drops ln_f before the head
-    pos_encoding: str = "learned"   # 7: also "sinusoidal", "rope", "none"
+    pos_encoding: str = "learned"   # 7: also "sinusoidal", "rope", "alibi", "none"
     mask_padding: bool = True       # 8: False ignores attention_mask (causal mask only)
     kv_cache_update: bool = True    # 11: False keeps only the newest token in the cache
 

@@ -97,7 +97,8 @@ class GPT(Module):
         if cfg.pos_encoding == "learned" and t > cfg.block_size:
             raise ValueError(f"GPT: sequence length {t} exceeds block_size {cfg.block_size} "
                              f"for learned positions (allowed 1..{cfg.block_size}); crop the "
-                             "input, or use pos_encoding='sinusoidal' or 'rope' to go longer")
+                             "input, or use pos_encoding='sinusoidal', 'rope' or 'alibi' to go "
+                             "longer")
 
     def _check_mask(self, attention_mask: Any, shape: tuple) -> np.ndarray:
         m = attention_mask.data if isinstance(attention_mask, Tensor) else \
@@ -121,7 +122,8 @@ class GPT(Module):
 
     def position_vectors(self, positions: np.ndarray) -> Tensor | None:
         """What is added to the token embeddings at `positions` (T,) or (B, T): a learned row
-        or a sinusoid; None for RoPE (it rotates queries and keys instead) and no positions.
+        or a sinusoid; None for RoPE (it rotates queries and keys instead), ALiBi (it biases the
+        attention scores by distance) and no positions.
         A public hook: the lab overrides it with a hand-written lookup (mistake 7)."""
         cfg = self.config
         if cfg.pos_encoding == "learned":
@@ -151,9 +153,10 @@ class GPT(Module):
                 x = x + pos
         x = tr.drop(x)
         rope = self._positions_features(positions)
+        alibi = positions if cfg.pos_encoding == "alibi" else None   # biases made per layer
         for i, block in enumerate(tr.h):
             with name_scope(f"h.{i}"):
-                x = block(x, allowed, rope, caches[i] if caches is not None else None)
+                x = block(x, allowed, rope, caches[i] if caches is not None else None, alibi)
         if cfg.final_norm:
             with name_scope("ln_f"):
                 x = tr.ln_f(x)
@@ -195,8 +198,8 @@ class GPT(Module):
                  top_k: int | None = None, top_p: float | None = None, use_cache: bool = True,
                  seed: int | None = None) -> np.ndarray:
         """Prompt (B, T) plus `max_new_tokens` sampled tokens. top_k=1 (or temperature=0) is
-        greedy. Learned positions see the last block_size tokens; sinusoidal, RoPE and no
-        positions see the whole sequence. The cache gives the same tokens as recomputing."""
+        greedy. Learned positions see the last block_size tokens; sinusoidal, RoPE, ALiBi and
+        no positions see the whole sequence. The cache gives the same tokens as recomputing."""
         ids = self._check_ids(idx)
         check_sampling(max_new_tokens, temperature, top_k, top_p, self.config.vocab_size)
         rng = np.random.default_rng(seed)

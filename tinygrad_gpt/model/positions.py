@@ -1,6 +1,9 @@
-"""Position information: sinusoidal tables (Vaswani et al. 2017) and rotary embeddings
-(RoPE, Su et al. 2021, rotate-half convention). Learned positions are an Embedding in gpt.py."""
+"""Position information: sinusoidal tables (Vaswani et al. 2017), rotary embeddings (RoPE, Su et
+al. 2021, rotate-half convention) and ALiBi's attention biases (Press, Smith & Lewis 2022).
+Learned positions are an Embedding in gpt.py."""
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -41,3 +44,36 @@ def apply_rope(x: Tensor, cos: np.ndarray, sin: np.ndarray) -> Tensor:
     x1, x2 = x[..., :half], x[..., half:]
     rotated = cat([-x2, x1], axis=-1)
     return x * Tensor(cos) + rotated * Tensor(sin)
+
+
+def alibi_slopes(n_head: int) -> np.ndarray:
+    """ALiBi's head slopes (Press et al. 2022, section 3): for n heads, n a power of two, the
+    geometric sequence 2^(-8/n), 2^(-16/n), ..., 2^(-8) (8 heads: 1/2, 1/4, ..., 1/256).
+    Otherwise the paper's rule: the slopes of the power of two below n, then every other
+    slope of twice that power for the heads left over."""
+    if not isinstance(n_head, (int, np.integer)) or isinstance(n_head, bool) or n_head <= 0:
+        raise ValueError(f"alibi_slopes: n_head must be a positive integer, got {n_head!r}")
+
+    def power_of_two(n: int) -> list[float]:
+        start = 2.0 ** (-8.0 / n)
+        return [start ** (i + 1) for i in range(n)]
+
+    low = 2 ** int(math.floor(math.log2(n_head)))
+    slopes = power_of_two(low)
+    if low < n_head:
+        slopes += power_of_two(2 * low)[0::2][: n_head - low]
+    return np.array(slopes, dtype=np.float64)
+
+
+def alibi_bias(q_positions: np.ndarray, k_positions: np.ndarray, n_head: int,
+               dtype=np.float32) -> np.ndarray:
+    """The bias ALiBi adds to the attention scores: -m_h * (i - j) for a query at position i
+    and a key at position j, shape (n_head, T, Tk) for positions (T,), (Tk,), or
+    (B, n_head, T, Tk) for (B, T), (B, Tk). Keys after the query get a positive bias, which the
+    causal mask hides; any position works, there is no table."""
+    qp = np.asarray(q_positions, dtype=np.float64)
+    kp = np.asarray(k_positions, dtype=np.float64)
+    dist = qp[..., :, None] - kp[..., None, :]                       # (..., T, Tk)
+    m = alibi_slopes(n_head)[:, None, None]                         # (nh, 1, 1)
+    bias = -m * (dist[..., None, :, :] if dist.ndim == 3 else dist)  # (B, nh, T, Tk)|(nh, T, Tk)
+    return bias.astype(dtype)
