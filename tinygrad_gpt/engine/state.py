@@ -27,25 +27,24 @@ STATE = _State()
 
 
 @contextlib.contextmanager
-def no_grad() -> Iterator[None]:
+def _grad_mode(on: bool) -> Iterator[None]:
+    """Inside, graph building is switched `on` (or off); the previous mode comes back after."""
+    prev = STATE.grad_enabled
+    STATE.grad_enabled = on
+    try:
+        yield
+    finally:
+        STATE.grad_enabled = prev
+
+
+def no_grad() -> contextlib.AbstractContextManager[None]:
     """Ops inside build no graph: outputs do not require grad and keep no parents."""
-    prev = STATE.grad_enabled
-    STATE.grad_enabled = False
-    try:
-        yield
-    finally:
-        STATE.grad_enabled = prev
+    return _grad_mode(False)
 
 
-@contextlib.contextmanager
-def enable_grad() -> Iterator[None]:
+def enable_grad() -> contextlib.AbstractContextManager[None]:
     """Re-enable graph building inside a `no_grad` block."""
-    prev = STATE.grad_enabled
-    STATE.grad_enabled = True
-    try:
-        yield
-    finally:
-        STATE.grad_enabled = prev
+    return _grad_mode(True)
 
 
 def is_grad_enabled() -> bool:
