@@ -163,10 +163,27 @@ def evaluate(model: GPT, data: LabData, batch_size: int = 8, batches: int = 4,
 BUILD_VOCAB = 65   # vocabulary of the tiny models that `Mistake.build` returns (diagnose() uses)
 
 
+def lab_model(vocab_size: int, seed: int, **config) -> GPT:
+    """A lab model from `seed`: the quick tier's sizes with `config` (sizes, mistake switches)."""
+    return GPT(small_config(vocab_size, True, **config), seed=seed)
+
+
+def split_settings(settings: dict, *keys: str) -> tuple:
+    """A copy of an experiment's settings less `keys` (default: steps and lr), followed by those
+    values in order: what is left are the model's sizes."""
+    s = dict(settings)
+    return (s, *[s.pop(k) for k in keys or ("steps", "lr")])
+
+
+def orders_of_magnitude(ratio: float) -> float:
+    """log10 of a span (max / min): 2.0 is a hundredfold; inf when the span is."""
+    return math.log10(ratio) if math.isfinite(ratio) else float("inf")
+
+
 def build_model(overrides: dict, seed: int = 0, vocab_size: int = BUILD_VOCAB,
                 **sizes) -> GPT:
     """A tiny untrained GPT with the quick config plus `overrides` (a mistake's side)."""
-    return GPT(small_config(vocab_size, True, **{**sizes, **overrides}), seed=seed)
+    return lab_model(vocab_size, seed, **{**sizes, **overrides})
 
 
 def fixed_batch(data: LabData, block_size: int, batch_size: int,

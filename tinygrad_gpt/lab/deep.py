@@ -9,9 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from ..model import GPT
 from .base import Published
-from .common import LabData, evaluate, small_config, train
+from .common import LabData, evaluate, lab_model, train
 
 # validation windows every deep experiment is scored on: 8 batches of 16 (seeded)
 VAL_BATCHES, VAL_BATCH_SIZE = 8, 16
@@ -31,7 +30,7 @@ def run(data: LabData, seed: int, steps: int, lr: float, what: str, warmup: int 
     (no clipping unless asked, linear warmup over `warmup` steps then cosine) and return plain
     data: the training loss curve, the validation loss on the deep tier's fixed windows (inf
     when training diverged), diverged and the parameter count."""
-    model = GPT(small_config(data.vocab_size, True, **config), seed=seed)
+    model = lab_model(data.vocab_size, seed, **config)
     log = train(model, data, steps, lr=lr, seed=seed, warmup=warmup, clip=clip,
                 eval_batches=1, what=what, on_step=on_step)
     val = math.inf if log.diverged else evaluate(model, data, VAL_BATCH_SIZE, VAL_BATCHES,

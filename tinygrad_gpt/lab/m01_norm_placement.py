@@ -11,10 +11,10 @@ from ..model import GPT
 from . import deep
 from .base import (HARM, MECHANISM, NOT_SEEN, Deep, Figure, Measured, Mistake, Published, Verdict,
                    register)
-from .common import (LabData, build_model, fixed_batch, init_grad_norms, small_config, spikes,
-                     span, tail_mean, train)
+from .common import (LabData, build_model, fixed_batch, init_grad_norms, lab_model, span, spikes,
+                     split_settings, tail_mean, train)
 from .deep import unigram_loss
-from .plotting import figure, plot
+from .plotting import figure, grad_by_layer, plot
 
 EXPLANATION = """\
 Pre-norm (`x = x + f(LN(x))`, GPT-2 onwards) normalizes only what enters each sublayer, so the
@@ -49,14 +49,13 @@ TIERS = {"quick": dict(n_layer=6, n_embd=32, n_head=2, block_size=16, steps=50, 
 
 
 def measure(settings: dict, seed: int, data: LabData) -> Measured:
-    s = dict(settings)
-    steps, lr = s.pop("steps"), s.pop("lr")
+    s, steps, lr = split_settings(settings)
     x, y = fixed_batch(data, s["block_size"], 8, seed)
     metrics: dict = {}
     grads: dict = {}
     losses: dict = {}
     for side, placement in SIDES.items():
-        model = GPT(small_config(data.vocab_size, True, norm_placement=placement, **s), seed=seed)
+        model = lab_model(data.vocab_size, seed, norm_placement=placement, **s)
         loss0, g = init_grad_norms(model, x, y)
         log = train(model, data, steps, lr=lr, seed=seed, warmup=0, clip=None, what=placement)
         metrics[side] = {
@@ -99,21 +98,13 @@ def verdict(metrics: dict, settings: dict) -> Verdict:
         f"{w['loss_spikes']}, {mx['loss_spikes']} and {f['loss_spikes']} loss spikes")
 
 
-def _grads(r: dict, path: Path) -> Path:
-    grads = r["series"]["grad_by_layer_init"]
-    return plot(path, "plot_gradient_flow",
-                {k: {f"h.{i}": v for i, v in enumerate(g)} for k, g in grads.items()},
-                title=f"gradient norm by block at initialization "
-                      f"({r['settings']['n_layer']} blocks)")
-
-
 def _loss(r: dict, path: Path) -> Path:
     return plot(path, "plot_loss_curves", r["series"]["loss"],
                 title=f"training loss, lr {r['settings']['lr']:g}, no warmup, no clipping")
 
 
 FIGURES = (
-    Figure("m01_grad_by_layer.png", _grads,
+    Figure("m01_grad_by_layer.png", grad_by_layer,
            "Gradient norm of each block's parameters at initialization, same batch and seed: "
            "flat for pre-norm, out of balance for post and mixed."),
     Figure("m01_loss.png", _loss, "Training loss of the three placements on the same batches."),

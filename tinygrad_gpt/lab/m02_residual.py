@@ -3,18 +3,16 @@ We measure gradient norm by depth at initialization in a deep stack, train both,
 gradient-colored graphs of both, stacked on one colour scale."""
 from __future__ import annotations
 
-import math
-
 from pathlib import Path
 
 from ..model import GPT
 from . import deep
 from .base import (HARM, MECHANISM, NOT_SEEN, Deep, Figure, Measured, Mistake, Published, Verdict,
                    register)
-from .common import (LabData, build_model, evaluate, fixed_batch, init_grad_norms, small_config,
-                     span, step_graph, tail_mean, train)
+from .common import (LabData, build_model, evaluate, fixed_batch, init_grad_norms, lab_model,
+                     orders_of_magnitude, span, split_settings, step_graph, tail_mean, train)
 from .deep import unigram_loss
-from .plotting import figure, graph_figure, graphs_dot, plot
+from .plotting import figure, grad_by_layer, graph_figure, graphs_dot, label_axes, plot
 
 EXPLANATION = """\
 The residual connection is the `x +` in `x = x + f(LN(x))`. It gives the gradient a path from
@@ -38,15 +36,14 @@ TIERS = {"quick": dict(n_layer=8, n_embd=16, n_head=2, block_size=16, steps=100,
 
 
 def measure(settings: dict, seed: int, data: LabData) -> Measured:
-    s = dict(settings)
-    steps, lr = s.pop("steps"), s.pop("lr")
+    s, steps, lr = split_settings(settings)
     x, y = fixed_batch(data, s["block_size"], 8, seed)
     metrics: dict = {}
     grads: dict = {}
     losses: dict = {}
     graphs: dict = {}
     for side, residual in SIDES.items():
-        model = GPT(small_config(data.vocab_size, True, residual=residual, **s), seed=seed)
+        model = lab_model(data.vocab_size, seed, residual=residual, **s)
         loss0, g = init_grad_norms(model, x, y)
         graphs[side] = step_graph(model, x[:2, :8], y[:2, :8])
         log = train(model, data, steps, lr=lr, seed=seed, eval_batches=1,
@@ -55,7 +52,7 @@ def measure(settings: dict, seed: int, data: LabData) -> Measured:
         metrics[side] = {
             "residual": residual,
             "grad_span_init": sp,
-            "grad_orders_of_magnitude": math.log10(sp) if math.isfinite(sp) else float("inf"),
+            "grad_orders_of_magnitude": orders_of_magnitude(sp),
             "grad_first_block": g[0],
             "grad_last_block": g[-1],
             "grad_by_layer_init": g,
@@ -95,14 +92,6 @@ def verdict(metrics: dict, settings: dict) -> Verdict:
         f"{f['val_loss']:.3f} with residuals")
 
 
-def _grads(r: dict, path: Path) -> Path:
-    grads = r["series"]["grad_by_layer_init"]
-    return plot(path, "plot_gradient_flow",
-                {k: {f"h.{i}": v for i, v in enumerate(g)} for k, g in grads.items()},
-                title=f"gradient norm by block at initialization "
-                      f"({r['settings']['n_layer']} blocks)")
-
-
 def _loss(r: dict, path: Path) -> Path:
     s = r["settings"]
     return plot(path, "plot_loss_curves", r["series"]["loss"],
@@ -110,7 +99,7 @@ def _loss(r: dict, path: Path) -> Path:
 
 
 FIGURES = (
-    Figure("m02_grad_by_depth.png", _grads,
+    Figure("m02_grad_by_depth.png", grad_by_layer,
            "Gradient norm of each block's parameters at initialization (log scale): without "
            "the skip path it fades towards the input."),
     Figure("m02_loss.png", _loss, "Training loss on the same batches."),
@@ -140,22 +129,20 @@ DEEP_PUBLISHED = Published(
 
 
 def deep_measure(settings: dict, seed: int, data: LabData) -> Measured:
-    s = dict(settings)
-    steps, lr = s.pop("steps"), s.pop("lr")
+    s, steps, lr = split_settings(settings)
     unigram = unigram_loss(data)
     x, y = fixed_batch(data, s["block_size"], 8, seed)
     metrics: dict = {}
     losses: dict = {}
     for side, residual in SIDES.items():
-        _, g = init_grad_norms(GPT(small_config(data.vocab_size, True, residual=residual, **s),
-                                   seed=seed), x, y)
+        _, g = init_grad_norms(lab_model(data.vocab_size, seed, residual=residual, **s), x, y)
         out = deep.run(data, seed, steps, lr, f"residual={residual}", residual=residual, **s)
         sp = span(g)
         metrics[side] = {
             "residual": residual,
             "val_loss": out["val_loss"],
             "val_minus_unigram": out["val_loss"] - unigram,
-            "grad_orders_of_magnitude": math.log10(sp) if math.isfinite(sp) else float("inf"),
+            "grad_orders_of_magnitude": orders_of_magnitude(sp),
             "diverged": out["diverged"],
         }
         losses["with residuals" if residual else "without residuals"] = deep.smooth(out["loss"])
@@ -192,12 +179,9 @@ def _deep_loss(r: dict, path: Path) -> Path:
         for label, ys in r["series"]["loss"].items():
             ax.plot(ys, lw=1.3, label=label)
         ax.axhline(unigram, color="0.4", ls=":", lw=1, label=f"unigram loss {unigram:.2f}")
-        ax.set_xlabel("step")
-        ax.set_ylabel("training loss (nats, running mean of 10)")
-        ax.set_title(f"{r['settings']['n_layer']} blocks of width {r['settings']['n_embd']}, "
-                     f"lr {r['settings']['lr']:g}")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8, loc="lower left")
+        label_axes(ax, "step", "training loss (nats, running mean of 10)",
+                   f"{r['settings']['n_layer']} blocks of width {r['settings']['n_embd']}, "
+                   f"lr {r['settings']['lr']:g}", loc="lower left")
         deep.note_published(ax, DEEP_PUBLISHED)
     return figure(path, draw, 8.0, 4.5)
 

@@ -8,8 +8,9 @@ from ..model import GPT
 from . import deep
 from .base import (HARM, MECHANISM, NOT_SEEN, Deep, Figure, Measured, Mistake, Published, Verdict,
                    register)
-from .common import LabData, build_model, evaluate, small_config, tail_mean, train
-from .plotting import figure
+from .common import (LabData, build_model, evaluate, lab_model, small_config, split_settings,
+                     tail_mean, train)
+from .plotting import figure, label_axes
 
 EXPLANATION = """\
 Attention moves information between positions; the MLP is where each position does its own
@@ -44,13 +45,12 @@ TIERS = {"quick": dict(n_layer=2, n_embd=32, n_head=2, block_size=32, steps=150,
 
 
 def measure(settings: dict, seed: int, data: LabData) -> Measured:
-    s = dict(settings)
-    steps, lr = s.pop("steps"), s.pop("lr")
+    s, steps, lr = split_settings(settings)
     d = s["n_embd"]
     metrics: dict = {}
     losses: dict = {}
     for side, mult in SIDES.items():
-        model = GPT(small_config(data.vocab_size, True, ffn_hidden=mult * d, **s), seed=seed)
+        model = lab_model(data.vocab_size, seed, ffn_hidden=mult * d, **s)
         mlp = sum(p.size for n, p in model.named_parameters() if ".mlp." in n)
         log = train(model, data, steps, lr=lr, seed=seed, eval_batches=1, what=f"d_ff={mult}d")
         metrics[side] = {
@@ -92,11 +92,7 @@ def _draw(r: dict, path: Path) -> Path:
         a, b = fig.subplots(1, 2)
         for label, ys in r["series"]["loss"].items():
             a.plot(ys, lw=1, label=label)
-        a.set_xlabel("step")
-        a.set_ylabel("training loss")
-        a.set_title("same seed, same batches")
-        a.grid(True, alpha=0.3)
-        a.legend(fontsize=8)
+        label_axes(a, "step", "training loss", "same seed, same batches")
         names = [f"d_ff = {SIDES[k]}d" for k in ("wrong", "fixed")]
         vals = [w["val_loss"], f["val_loss"]]
         bars = b.bar(names, vals, color=["#d95f02", "#1b9e77"])
@@ -156,12 +152,10 @@ def equal_width(vocab: int, ratio: int, target: int, s: dict) -> tuple[int, int]
 
 
 def deep_measure(settings: dict, seed: int, data: LabData) -> Measured:
-    s = dict(settings)
-    steps, lr, ratios = s.pop("steps"), s.pop("lr"), s.pop("ratios")
+    s, steps, lr, ratios = split_settings(settings, "steps", "lr", "ratios")
     d = s["n_embd"]
     names = {1: "wrong", 4: "fixed"}
-    target = non_embedding(GPT(small_config(data.vocab_size, True, ffn_hidden=4 * d, **s),
-                               seed=0))
+    target = non_embedding(lab_model(data.vocab_size, 0, ffn_hidden=4 * d, **s))
     metrics: dict = {}
     curves: dict = {}
     runs: dict = {}
@@ -226,20 +220,14 @@ def _deep_curve(r: dict, path: Path) -> Path:
         a.plot(ratios, [m["val_loss_equal_params"] for m in sides], "s--",
                label="equal non-embedding parameters")
         a.set_xscale("log", base=2)
-        a.set_xlabel("d_ff / d")
-        a.set_ylabel("validation loss (nats)")
-        a.set_title(f"after {r['settings']['steps']} steps")
-        a.grid(True, alpha=0.3)
-        a.legend(fontsize=7)
+        label_axes(a, "d_ff / d", "validation loss (nats)", f"after {r['settings']['steps']} steps",
+                   fontsize=7)
         equal = [m["val_loss_equal_params"] for m in sides]
         b.plot(ratios, [100 * (v / min(equal) - 1) for v in equal], "s--", color="C1",
                label="ours, equal parameters")
         b.set_xscale("log", base=2)
-        b.set_xlabel("feed-forward ratio d_ff / d_model")
-        b.set_ylabel("loss increase over the best (%)")
-        b.set_title("Kaplan et al.'s axes (their Figure 5, middle)")
-        b.grid(True, alpha=0.3)
-        b.legend(fontsize=7, loc="lower right")
+        label_axes(b, "feed-forward ratio d_ff / d_model", "loss increase over the best (%)",
+                   "Kaplan et al.'s axes (their Figure 5, middle)", loc="lower right", fontsize=7)
         deep.note_published(b, DEEP_PUBLISHED, left=True)
     return figure(path, draw, 11.0, 4.2)
 

@@ -11,11 +11,11 @@ from ..model import GPT
 from ..tokenizers import BPETokenizer
 from .base import (HARM, MECHANISM, NOT_SEEN, Deep, Figure, Measured, Mistake, Published,
                    Verdict, register)
-from .common import (LabData, build_model, evaluate, fixed_batch, small_config, step_graph,
-                     tail_mean, train)
+from .common import (LabData, build_model, evaluate, fixed_batch, lab_model, small_config,
+                     split_settings, step_graph, tail_mean, train)
 from .deep import note_published, unigram_loss
 from .m10_vocabulary import tokens_data
-from .plotting import figure, graph_figure, graphs_dot
+from .plotting import figure, graph_figure, graphs_dot, label_axes
 
 EXPLANATION = """\
 The input embedding maps a token id to a vector; the output head maps a vector to a score per
@@ -63,11 +63,10 @@ def gradient_ends(tied: GPT, untied: GPT, x: np.ndarray, y: np.ndarray) -> dict:
 
 
 def measure(settings: dict, seed: int, data: LabData) -> Measured:
-    s = dict(settings)
-    steps, lr = s.pop("steps"), s.pop("lr")
+    s, steps, lr = split_settings(settings)
     v = data.vocab_size
     x, y = fixed_batch(data, s["block_size"], 8, seed)
-    models = {side: GPT(small_config(v, True, tie_weights=tie, **s), seed=seed)
+    models = {side: lab_model(v, seed, tie_weights=tie, **s)
               for side, tie in SIDES.items()}
     ends = gradient_ends(models["fixed"], models["wrong"], x, y)
     row_in, row_out = ends.pop("row_norms")
@@ -77,7 +76,7 @@ def measure(settings: dict, seed: int, data: LabData) -> Measured:
     metrics: dict = {}
     losses: dict = {}
     for side, tie in SIDES.items():
-        model = GPT(small_config(v, True, tie_weights=tie, **s), seed=seed)
+        model = lab_model(v, seed, tie_weights=tie, **s)
         log = train(model, data, steps, lr=lr, seed=seed, eval_batches=1,
                     what="tied" if tie else "untied")
         metrics[side] = {
@@ -142,19 +141,12 @@ def _draw(r: dict, path: Path) -> Path:
         a.semilogy(row_out[order], lw=1.2, label="from the output end (head)")
         shown = np.where(row_in[order] > 0, row_in[order], np.nan)
         a.semilogy(shown, "o", ms=3, label="from the input end (lookup)")
-        a.set_xlabel("embedding row (token), sorted")
-        a.set_ylabel("gradient norm of the row")
-        a.set_title(f"one batch: {share:.0%} of rows get input-end gradient")
-        a.grid(True, alpha=0.3)
-        a.legend(fontsize=8)
+        label_axes(a, "embedding row (token), sorted", "gradient norm of the row",
+                   f"one batch: {share:.0%} of rows get input-end gradient")
         for label, ys in r["series"]["loss"].items():
             n = r["metrics"]["fixed" if label == "tied" else "wrong"]["params"]
             b.plot(ys, lw=1, label=f"{label}: {n:,} params")
-        b.set_xlabel("step")
-        b.set_ylabel("training loss")
-        b.set_title("same seed, same batches")
-        b.grid(True, alpha=0.3)
-        b.legend(fontsize=8)
+        label_axes(b, "step", "training loss", "same seed, same batches")
 
     return figure(path, draw, 10.0, 3.8)
 
@@ -238,7 +230,7 @@ def deep_measure(settings: dict, seed: int, data: LabData) -> Measured:
     metrics: dict = {}
     curves: dict = {}
     for side, tie, d in (("wrong", False, d_untied), ("fixed", True, settings["n_embd"])):
-        model = GPT(small_config(v, True, n_embd=d, tie_weights=tie, **sizes), seed=seed)
+        model = lab_model(v, seed, n_embd=d, tie_weights=tie, **sizes)
         val: list = []
 
         def probe(step: int, net: GPT, val=val) -> None:
@@ -302,11 +294,8 @@ def _draw_deep(r: dict, path: Path) -> Path:
                     label=f"{label}: width {m['n_embd']}, {m['params']:,} params")
         ax.axhline(r["facts"]["unigram_loss"], color="grey", ls=":", lw=1,
                    label="unigram (no context)")
-        ax.set_xlabel("step")
-        ax.set_ylabel("validation loss (nats per BPE token)")
-        ax.set_title("tied against untied at equal parameter count")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8, loc="lower left")
+        label_axes(ax, "step", "validation loss (nats per BPE token)",
+                   "tied against untied at equal parameter count", loc="lower left")
         note_published(ax, DEEP_PUBLISHED)
 
     return figure(path, draw, 7.0, 4.5)

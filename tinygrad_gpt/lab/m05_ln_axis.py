@@ -11,8 +11,8 @@ from ..data import get_batch
 from ..engine import no_grad
 from ..model import GPT
 from .base import HARM, NOT_SEEN, Figure, Measured, Mistake, Verdict, register
-from .common import LabData, build_model, small_config, tail_mean, train
-from .plotting import figure
+from .common import LabData, build_model, lab_model, split_settings, tail_mean, train
+from .plotting import figure, label_axes
 
 EXPLANATION = """\
 LayerNorm normalizes each token's feature vector by its own mean and variance:
@@ -68,8 +68,7 @@ def losses_batched_and_single(model: GPT, x: np.ndarray, y: np.ndarray) -> tuple
 
 
 def measure(settings: dict, seed: int, data: LabData) -> Measured:
-    s = dict(settings)
-    steps, lr, windows = s.pop("steps"), s.pop("lr"), s.pop("windows")
+    s, steps, lr, windows = split_settings(settings, "steps", "lr", "windows")
     rng = np.random.default_rng(seed + 1)
     x, _ = get_batch(data.train, s["block_size"], 8, rng)
     other, _ = get_batch(data.train, s["block_size"], 8, rng)
@@ -78,7 +77,7 @@ def measure(settings: dict, seed: int, data: LabData) -> Measured:
     per_position: dict = {}
     losses: dict = {}
     for side, axis in SIDES.items():
-        model = GPT(small_config(data.vocab_size, True, ln_axis=axis, **s), seed=seed)
+        model = lab_model(data.vocab_size, seed, ln_axis=axis, **s)
         log = train(model, data, steps, lr=lr, seed=seed, eval_batches=1, what=f"ln_axis={axis}")
         batched, single = losses_batched_and_single(model, vx, vy)
         metrics[side] = {
@@ -138,11 +137,8 @@ def _draw(r: dict, path: Path) -> Path:
             a.semilogy(ys, marker="o", ms=3, label=label)
         a.axhline(floor, color="grey", ls=":", lw=1)
         a.text(0, floor * 2, "exactly 0 (drawn at 1e-12)", fontsize=7, color="grey")
-        a.set_xlabel("position in sample 0")
-        a.set_ylabel("max |change| of sample 0's logits")
-        a.set_title("change the other samples in the batch")
-        a.grid(True, alpha=0.3)
-        a.legend(fontsize=8)
+        label_axes(a, "position in sample 0", "max |change| of sample 0's logits",
+                   "change the other samples in the batch")
         names = ["ln_axis=0", "ln_axis=-1"]
         xs = np.arange(2)
         bat = [w["val_loss_batched"], f["val_loss_batched"]]

@@ -14,9 +14,9 @@ from ..model import GPT
 from . import deep
 from .base import (HARM, MECHANISM, NOT_SEEN, Deep, Figure, Measured, Mistake, Published, Verdict,
                    register)
-from .common import (LabData, build_model, evaluate, fixed_batch, residual_norms, small_config,
-                     spikes, tail_mean, train)
-from .plotting import figure
+from .common import (LabData, build_model, evaluate, fixed_batch, lab_model, residual_norms,
+                     spikes, split_settings, tail_mean, train)
+from .plotting import figure, label_axes
 
 EXPLANATION = """\
 In a pre-norm GPT every block reads a normalized copy of the residual stream but writes its
@@ -70,15 +70,14 @@ def head_input(model: GPT, x: np.ndarray) -> tuple[float, float]:
 
 
 def measure(settings: dict, seed: int, data: LabData) -> Measured:
-    s = dict(settings)
-    steps, lr = s.pop("steps"), s.pop("lr")
+    s, steps, lr = split_settings(settings)
     x, y = fixed_batch(data, s["block_size"], 8, seed)
     ln_v = math.log(data.vocab_size)
     metrics: dict = {}
     stream: dict = {}
     losses: dict = {}
     for side, final in SIDES.items():
-        model = GPT(small_config(data.vocab_size, True, final_norm=final, **s), seed=seed)
+        model = lab_model(data.vocab_size, seed, final_norm=final, **s)
         r0 = residual_norms(model, x)
         h0, l0 = head_input(model, x)
         with no_grad():
@@ -158,11 +157,7 @@ def _draw(r: dict, path: Path) -> Path:
         for (label, ys), color in zip(losses.items(), ("#d95f02", "#1b9e77")):
             b.plot(ys, lw=1, color=color, label=label)
         b.axhline(ln_v, color="grey", ls="--", lw=1, label="ln(vocab)")
-        b.set_xlabel("step")
-        b.set_ylabel("training loss")
-        b.set_title(f"lr {s['lr']:g}, same batches")
-        b.grid(True, alpha=0.3)
-        b.legend(fontsize=8)
+        label_axes(b, "step", "training loss", f"lr {s['lr']:g}, same batches")
 
     return figure(path, draw, 10.0, 4.0)
 
@@ -190,8 +185,7 @@ DEEP_PUBLISHED = Published(
 
 
 def deep_measure(settings: dict, seed: int, data: LabData) -> Measured:
-    s = dict(settings)
-    steps, lr, every = s.pop("steps"), s.pop("lr"), s.pop("probe_every")
+    s, steps, lr, every = split_settings(settings, "steps", "lr", "probe_every")
     x, _ = fixed_batch(data, s["block_size"], 8, seed)
     metrics: dict = {}
     drift: dict = {}
@@ -206,8 +200,7 @@ def deep_measure(settings: dict, seed: int, data: LabData) -> Measured:
                 at.append(step + 1)
                 rms.append(head_input(model, x)[0])
 
-        h0 = head_input(GPT(small_config(data.vocab_size, True, final_norm=final, **s),
-                            seed=seed), x)[0]
+        h0 = head_input(lab_model(data.vocab_size, seed, final_norm=final, **s), x)[0]
         out = deep.run(data, seed, steps, lr, f"final_norm={final}", on_step=probe,
                        final_norm=final, **s)
         metrics[side] = {
@@ -252,18 +245,12 @@ def _deep_drift(r: dict, path: Path) -> Path:
         for label, (steps, rms) in r["series"]["head_input_rms"].items():
             a.plot(steps, rms, "o-", ms=2, lw=1.2, label=label)
         a.set_yscale("log")
-        a.set_xlabel("step")
-        a.set_ylabel("RMS of the head's input (log)")
-        a.set_title("what the head reads, during training")
-        a.grid(True, alpha=0.3)
-        a.legend(fontsize=8)
+        label_axes(a, "step", "RMS of the head's input (log)",
+                   "what the head reads, during training")
         for label, ys in r["series"]["loss"].items():
             b.plot(ys, lw=1.2, label=label)
-        b.set_xlabel("step")
-        b.set_ylabel("training loss (nats, running mean of 10)")
-        b.set_title("loss on the same batches")
-        b.grid(True, alpha=0.3)
-        b.legend(fontsize=8, loc="lower left")
+        label_axes(b, "step", "training loss (nats, running mean of 10)",
+                   "loss on the same batches", loc="lower left")
         deep.note_published(b, DEEP_PUBLISHED)
     return figure(path, draw, 11.0, 4.2)
 

@@ -18,10 +18,10 @@ from ..engine import Tensor, no_grad
 from ..model import GPT, GPTConfig
 from .base import (HARM, MECHANISM, NOT_SEEN, Deep, Figure, Measured, Mistake, Published,
                    Verdict, register)
-from .common import (LAB_MODEL, LabData, build_model, model_sizes, small_config, tail_mean,
-                     train)
+from .common import (LAB_MODEL, LabData, build_model, lab_model, model_sizes, small_config,
+                     tail_mean, train)
 from .deep import note_published, unigram_loss
-from .plotting import figure
+from .plotting import figure, label_axes
 
 EXPLANATION = """\
 A learned position embedding is a table with one trained row per position, 0 .. block_size-1.
@@ -242,11 +242,8 @@ def _draw(r: dict, path: Path) -> Path:
         ax.axvline(trained - 0.5, color="grey", ls="--", lw=1)
         ax.text(trained, ax.get_ylim()[1], " trained length", va="top", fontsize=8,
                 color="grey")
-        ax.set_xlabel("position in the sequence")
-        ax.set_ylabel("validation loss (nats)")
-        ax.set_title(f"loss by position: trained at {trained}, evaluated at {2 * trained}")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
+        label_axes(ax, "position in the sequence", "validation loss (nats)",
+                   f"loss by position: trained at {trained}, evaluated at {2 * trained}")
 
     return figure(path, draw, 7.0, 4.0)
 
@@ -310,7 +307,7 @@ def deep_measure(settings: dict, seed: int, data: LabData) -> Measured:
     metrics: dict = {}
     series: dict = {"factors": list(settings["factors"]), "lengths": lengths}
     for pe in DEEP_ENCODINGS:
-        model = GPT(small_config(data.vocab_size, True, pos_encoding=pe, **sizes), seed=seed)
+        model = lab_model(data.vocab_size, seed, pos_encoding=pe, **sizes)
         log = train(model, data, settings["steps"], batch_size=settings["batch_size"],
                     lr=settings["lr"], seed=seed, eval_batches=1, what=pe)
         nets = {"fixed" if pe == "alibi" else pe: model}
@@ -377,11 +374,8 @@ def _draw_deep(r: dict, path: Path) -> Path:
         ax.plot(factors[:1], np.exp(series["learned"][:1]), "kx", ms=9,
                 label="learned, checked (refuses past 1x)")
         ax.axvline(1.0, color="grey", ls="--", lw=1)
-        ax.set_xlabel("evaluation length / training length")
-        ax.set_ylabel("validation perplexity (characters)")
-        ax.set_title(f"extrapolation: trained at {series['lengths'][0]} characters")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8, loc="upper left")
+        label_axes(ax, "evaluation length / training length", "validation perplexity (characters)",
+                   f"extrapolation: trained at {series['lengths'][0]} characters", loc="upper left")
         note_published(ax, DEEP_PUBLISHED)
 
     return figure(path, draw, 7.0, 4.5)

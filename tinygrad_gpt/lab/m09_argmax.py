@@ -20,7 +20,7 @@ from .base import (HARM, MECHANISM, NOT_SEEN, Deep, Figure, Measured, Mistake, P
                    Verdict, register)
 from .common import LAB_MODEL, LabData, build_model, model_sizes, progress, small_config, train
 from .deep import note_published
-from .plotting import figure, graph_figure, graphs_dot
+from .plotting import figure, graph_figure, graphs_dot, label_axes
 
 EXPLANATION = """\
 Argmax picks the index of the largest logit. Nudge any weight by a tiny amount and the largest
@@ -398,11 +398,8 @@ def _rewards(r: dict, path: Path) -> Path:
             line, = ax.plot(ys, lw=0.8, alpha=0.3)
             ax.plot(np.arange(k - 1, len(ys)), smooth, lw=1.6, color=line.get_color(),
                     label=f"{label} (moving average of {k})")
-        ax.set_xlabel("step")
-        ax.set_ylabel("reward (sampled char of the right kind)")
-        ax.set_title("REINFORCE with a baseline on sampled tokens")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
+        label_axes(ax, "step", "reward (sampled char of the right kind)",
+                   "REINFORCE with a baseline on sampled tokens")
 
     return figure(path, draw, 7.0, 4.0)
 
@@ -535,11 +532,8 @@ def _draw_deep(r: dict, path: Path) -> Path:
         ax.axhline(const, color="grey", ls="--", lw=1, label="best constant answer")
         ax.axhline(r["metrics"]["wrong"]["expected_reward_after"], color="k", ls=":", lw=1,
                    label="through argmax (never moves)")
-        ax.set_xlabel("step")
-        ax.set_ylabel("reward (answer = the character before)")
-        ax.set_title("a reward that needs the context")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8, loc="center right")
+        label_axes(ax, "step", "reward (answer = the character before)",
+                   "a reward that needs the context", loc="center right")
         note_published(ax, DEEP_PUBLISHED)
 
     return figure(path, draw, 7.0, 4.5)

@@ -18,7 +18,7 @@ from .base import (HARM, MECHANISM, NOT_SEEN, Deep, Figure, Measured, Mistake, P
                    Verdict, register)
 from .common import LAB_MODEL, LabData, evaluate, lab_data, model_sizes, small_config, train
 from .deep import note_published
-from .plotting import figure
+from .plotting import figure, label_axes
 
 EXPLANATION = """\
 A tokenizer can only give ids to what its vocabulary holds. Build a character vocabulary from a
@@ -302,11 +302,9 @@ def _draw_deep(r: dict, path: Path) -> Path:
         for v, b, k in zip(s["vocab_size"], s["bits_per_byte"], s["labels"]):
             ax.annotate("chars" if k == "chars" else str(v), (v, b), fontsize=7,
                         textcoords="offset points", xytext=(3, 4))
-        ax.set_xlabel("vocabulary size")
-        ax.set_ylabel("validation bits per byte")
-        ax.set_title(f"same model, same {r['settings']['steps']} steps: bits per byte by "
-                     f"vocabulary")
-        ax.grid(True, alpha=0.3)
+        label_axes(ax, "vocabulary size", "validation bits per byte",
+                   f"same model, same {r['settings']['steps']} steps: bits per byte by vocabulary",
+                   legend=False)
         note_published(ax, DEEP_PUBLISHED)
 
     return figure(path, draw, 7.0, 4.5)

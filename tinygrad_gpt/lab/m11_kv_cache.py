@@ -13,7 +13,7 @@ from ..engine import no_grad
 from ..model import GPT, KVCache
 from .base import HARM, NOT_SEEN, Figure, Measured, Mistake, Verdict, register
 from .common import LAB_MODEL, LabData, build_model, model_sizes, small_config, train
-from .plotting import figure
+from .plotting import figure, label_axes
 
 EXPLANATION = """\
 Generating token by token, a transformer recomputes attention for the newest token only, and
@@ -161,11 +161,8 @@ def _draw(r: dict, path: Path) -> Path:
             ax.plot(np.maximum(d, 1e-9), lw=1.4, label=label,
                     color="#c0392b" if "wrong" in label else "#2e86c1")
         ax.set_yscale("log")
-        ax.set_xlabel("generation step")
-        ax.set_ylabel("max |logit diff| vs full recomputation")
-        ax.set_title("cached decoding vs one full forward")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
+        label_axes(ax, "generation step", "max |logit diff| vs full recomputation",
+                   "cached decoding vs one full forward")
         ax = fig.add_subplot(1, 2, 2)
         names = list(speeds)
         ax.bar(range(len(names)), [speeds[n] for n in names],

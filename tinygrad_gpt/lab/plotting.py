@@ -45,3 +45,25 @@ def graphs(path: Path, dot: str | None) -> str | None:
 def graph_figure(name: str, caption: str) -> Figure:
     """The figure that renders the DOT text a measurement stored under figures[name]."""
     return Figure(name, lambda result, path: graphs(path, result["figures"].get(name)), caption)
+
+
+def label_axes(ax: Any, xlabel: str | None, ylabel: str, title: str,
+               legend: bool = True, loc: str | None = None, fontsize: float = 8) -> None:
+    """The finish of most lab panels: axis labels (no x label when None), title, a light grid
+    and, unless `legend` is False, a legend at `loc` (matplotlib's choice when None)."""
+    if xlabel is not None:
+        ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    if legend:
+        ax.legend(fontsize=fontsize, **({} if loc is None else {"loc": loc}))
+
+
+def grad_by_layer(r: dict, path: Path) -> Path:
+    """Gradient norm of every block at initialization (series grad_by_layer_init), per side."""
+    grads = r["series"]["grad_by_layer_init"]
+    return plot(path, "plot_gradient_flow",
+                {k: {f"h.{i}": v for i, v in enumerate(g)} for k, g in grads.items()},
+                title=f"gradient norm by block at initialization "
+                      f"({r['settings']['n_layer']} blocks)")
