@@ -106,8 +106,9 @@ FIGURES = (
     graph_figure("m02_graphs",
                  "The computation graph of both models folded to depth 2 (embeddings, each "
                  "block's ln/attn/mlp, head), filled by the gradient norm arriving at each box "
-                 "on one shared log scale; above without residuals, where the colour fades "
-                 "block by block towards the input, below with them."),
+                 "relative to the median of the boxes of the same kind (log scale; one "
+                 "reference for both rows, so 1 is typical); above without residuals, where "
+                 "the colour fades block by block towards the input, below with them."),
 )
 
 

@@ -302,9 +302,10 @@ def measure(settings: dict, seed: int, data: LabData) -> Measured:
     fixed = NextTokenModel(GPT(cfg, seed=seed), "cross_entropy")
     f, fixed_loss = _gradient_report(fixed, x, y)
     dot = graphs_dot([viz.trace(wrong_root), viz.trace(fixed_loss)],
-                     ["argmax loss: the path is cut at argmax (dashed), every weight gets "
-                      "exactly 0", "teacher forcing: cross-entropy, gradient reaches every "
-                      "parameter"], depth=1, title="mistake 9: gradient through argmax")
+                     ["argmax loss: the path is cut at argmax (orange octagon, \"gradient cut "
+                      "here\"), every weight gets exactly 0", "teacher forcing: cross-entropy, "
+                      "gradient reaches every parameter"], depth=1,
+                     title="mistake 9: gradient through argmax")
     dd = directional_derivatives(fixed, x, y, 4, 1e-3, seed)
     f["directional_derivative_max_abs"] = float(np.max(np.abs(dd)))
     f["val_error_rate_before"] = _error_rate(fixed.gpt, x, y)
@@ -407,10 +408,10 @@ def _rewards(r: dict, path: Path) -> Path:
 FIGURES = (
     graph_figure("m09_argmax_cut",
                  "The same model's graph, folded by layer. Above: the prediction goes through "
-                 "argmax, whose edge is dashed (no gradient): the error rate computed from its "
-                 "integer output cannot send anything back, and what reaches the weights is "
-                 "exactly zero (grey). Below: cross-entropy on the true next token, coloured by "
-                 "the gradient each part receives."),
+                 "argmax, drawn as an orange octagon marked \"gradient cut here\": the error "
+                 "rate computed from its integer output cannot send anything back, and what "
+                 "reaches the weights is exactly zero (grey). Below: cross-entropy on the true "
+                 "next token, coloured by the gradient each part receives."),
     Figure("m09_reinforce_reward.png", _rewards,
            "Mean reward of the sampled tokens at each REINFORCE step: 1 when the sampled "
            "character is of the same kind (lowercase, uppercase, digit, space, other) as the "
