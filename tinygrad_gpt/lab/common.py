@@ -7,7 +7,7 @@ import contextlib
 import contextvars
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -180,6 +180,15 @@ def orders_of_magnitude(ratio: float) -> float:
     return math.log10(ratio) if math.isfinite(ratio) else float("inf")
 
 
+def check_side(side: str, sides: Iterable[str] = ("wrong", "fixed")) -> None:
+    """The check every mistake's `build(side)` starts with: a ValueError unless `side` is one
+    of `sides`."""
+    names = list(sides)
+    if side not in names:
+        which = "'wrong' or 'fixed'" if names == ["wrong", "fixed"] else f"one of {sorted(names)}"
+        raise ValueError(f"build: side must be {which}, got {side!r}")
+
+
 def build_model(overrides: dict, seed: int = 0, vocab_size: int = BUILD_VOCAB,
                 **sizes) -> GPT:
     """A tiny untrained GPT with the quick config plus `overrides` (a mistake's side)."""
@@ -200,6 +209,20 @@ def init_grad_norms(model: GPT, x: np.ndarray, y: np.ndarray) -> tuple[float, li
     norms = block_grad_norms(model)
     model.zero_grad()
     return loss.item(), norms
+
+
+def models_at_init(data: LabData, sizes: dict, seed: int, switch: str,
+                   sides: dict) -> tuple[np.ndarray, np.ndarray, dict]:
+    """One fresh lab model per side ({side: value of the config field `switch`}), all from
+    `seed`, each with the loss and per-block gradient norms of one backward pass at
+    initialization on the same batch (8 windows drawn from `seed`). Returns that batch (x, y)
+    and {side: (model, loss, norms)}."""
+    x, y = fixed_batch(data, sizes["block_size"], 8, seed)
+    out = {}
+    for side, value in sides.items():
+        model = lab_model(data.vocab_size, seed, **{switch: value}, **sizes)
+        out[side] = (model, *init_grad_norms(model, x, y))
+    return x, y, out
 
 
 def span(values: list[float]) -> float:

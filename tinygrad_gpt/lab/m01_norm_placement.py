@@ -11,8 +11,8 @@ from ..model import GPT
 from . import deep
 from .base import (HARM, MECHANISM, NOT_SEEN, Deep, Figure, Measured, Mistake, Published, Verdict,
                    register)
-from .common import (LabData, build_model, fixed_batch, init_grad_norms, lab_model, span, spikes,
-                     split_settings, tail_mean, train)
+from .common import (LabData, build_model, check_side, models_at_init, span, spikes, split_settings,
+                     tail_mean, train)
 from .deep import unigram_loss
 from .plotting import figure, grad_by_layer, plot
 
@@ -50,13 +50,10 @@ TIERS = {"quick": dict(n_layer=6, n_embd=32, n_head=2, block_size=16, steps=50, 
 
 def measure(settings: dict, seed: int, data: LabData) -> Measured:
     s, steps, lr = split_settings(settings)
-    x, y = fixed_batch(data, s["block_size"], 8, seed)
-    metrics: dict = {}
-    grads: dict = {}
-    losses: dict = {}
+    _, _, init = models_at_init(data, s, seed, "norm_placement", SIDES)
+    metrics, grads, losses = {}, {}, {}
     for side, placement in SIDES.items():
-        model = lab_model(data.vocab_size, seed, norm_placement=placement, **s)
-        loss0, g = init_grad_norms(model, x, y)
+        model, loss0, g = init[side]
         log = train(model, data, steps, lr=lr, seed=seed, warmup=0, clip=None, what=placement)
         metrics[side] = {
             "placement": placement,
@@ -228,8 +225,7 @@ DEEP = Deep(DEEP_SETTINGS, deep_measure, deep_verdict, symptom="worst_lag_vs_pre
 
 def build(side: str, seed: int = 0) -> GPT:
     """Tiny untrained model: post-norm (wrong) or pre-norm (fixed); "mixed" also works."""
-    if side not in SIDES:
-        raise ValueError(f"build: side must be one of {sorted(SIDES)}, got {side!r}")
+    check_side(side, SIDES)
     return build_model({"norm_placement": SIDES[side]}, seed, n_layer=4)
 
 

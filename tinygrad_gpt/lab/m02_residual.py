@@ -9,7 +9,7 @@ from ..model import GPT
 from . import deep
 from .base import (HARM, MECHANISM, NOT_SEEN, Deep, Figure, Measured, Mistake, Published, Verdict,
                    register)
-from .common import (LabData, build_model, evaluate, fixed_batch, init_grad_norms, lab_model,
+from .common import (LabData, build_model, check_side, evaluate, models_at_init,
                      orders_of_magnitude, span, split_settings, step_graph, tail_mean, train)
 from .deep import unigram_loss
 from .plotting import figure, grad_by_layer, graph_figure, graphs_dot, label_axes, plot
@@ -37,14 +37,10 @@ TIERS = {"quick": dict(n_layer=8, n_embd=16, n_head=2, block_size=16, steps=100,
 
 def measure(settings: dict, seed: int, data: LabData) -> Measured:
     s, steps, lr = split_settings(settings)
-    x, y = fixed_batch(data, s["block_size"], 8, seed)
-    metrics: dict = {}
-    grads: dict = {}
-    losses: dict = {}
-    graphs: dict = {}
+    x, y, init = models_at_init(data, s, seed, "residual", SIDES)
+    metrics, grads, losses, graphs = {}, {}, {}, {}
     for side, residual in SIDES.items():
-        model = lab_model(data.vocab_size, seed, residual=residual, **s)
-        loss0, g = init_grad_norms(model, x, y)
+        model, loss0, g = init[side]
         graphs[side] = step_graph(model, x[:2, :8], y[:2, :8])
         log = train(model, data, steps, lr=lr, seed=seed, eval_batches=1,
                     what=f"residual={residual}")
@@ -132,11 +128,10 @@ DEEP_PUBLISHED = Published(
 def deep_measure(settings: dict, seed: int, data: LabData) -> Measured:
     s, steps, lr = split_settings(settings)
     unigram = unigram_loss(data)
-    x, y = fixed_batch(data, s["block_size"], 8, seed)
-    metrics: dict = {}
-    losses: dict = {}
+    _, _, init = models_at_init(data, s, seed, "residual", SIDES)
+    metrics, losses = {}, {}
     for side, residual in SIDES.items():
-        _, g = init_grad_norms(lab_model(data.vocab_size, seed, residual=residual, **s), x, y)
+        g = init[side][2]
         out = deep.run(data, seed, steps, lr, f"residual={residual}", residual=residual, **s)
         sp = span(g)
         metrics[side] = {
@@ -197,8 +192,7 @@ DEEP = Deep(DEEP_SETTINGS, deep_measure, deep_verdict, symptom="val_minus_unigra
 
 def build(side: str, seed: int = 0) -> GPT:
     """Tiny untrained 8-block model without (wrong) or with (fixed) residual connections."""
-    if side not in SIDES:
-        raise ValueError(f"build: side must be 'wrong' or 'fixed', got {side!r}")
+    check_side(side)
     return build_model({"residual": SIDES[side]}, seed, n_layer=8, n_embd=16, block_size=16)
 
 

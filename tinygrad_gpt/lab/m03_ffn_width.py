@@ -8,8 +8,8 @@ from ..model import GPT
 from . import deep
 from .base import (HARM, MECHANISM, NOT_SEEN, Deep, Figure, Measured, Mistake, Published, Verdict,
                    register)
-from .common import (LabData, build_model, evaluate, lab_model, small_config, split_settings,
-                     tail_mean, train)
+from .common import (LabData, build_model, check_side, evaluate, lab_model, small_config,
+                     split_settings, tail_mean, train)
 from .plotting import figure, label_axes
 
 EXPLANATION = """\
@@ -47,8 +47,7 @@ TIERS = {"quick": dict(n_layer=2, n_embd=32, n_head=2, block_size=32, steps=150,
 def measure(settings: dict, seed: int, data: LabData) -> Measured:
     s, steps, lr = split_settings(settings)
     d = s["n_embd"]
-    metrics: dict = {}
-    losses: dict = {}
+    metrics, losses = {}, {}
     for side, mult in SIDES.items():
         model = lab_model(data.vocab_size, seed, ffn_hidden=mult * d, **s)
         mlp = sum(p.size for n, p in model.named_parameters() if ".mlp." in n)
@@ -156,9 +155,7 @@ def deep_measure(settings: dict, seed: int, data: LabData) -> Measured:
     d = s["n_embd"]
     names = {1: "wrong", 4: "fixed"}
     target = non_embedding(lab_model(data.vocab_size, 0, ffn_hidden=4 * d, **s))
-    metrics: dict = {}
-    curves: dict = {}
-    runs: dict = {}
+    metrics, curves, runs = {}, {}, {}
 
     def trained(width: int, ratio: int) -> dict:
         if (width, ratio) not in runs:
@@ -243,8 +240,7 @@ DEEP = Deep(DEEP_SETTINGS, deep_measure, deep_verdict, symptom="val_loss",
 
 def build(side: str, seed: int = 0) -> GPT:
     """Tiny untrained model with d_ff = d (wrong) or 4d (fixed)."""
-    if side not in SIDES:
-        raise ValueError(f"build: side must be 'wrong' or 'fixed', got {side!r}")
+    check_side(side)
     return build_model({"ffn_hidden": SIDES[side] * 32}, seed, n_embd=32)
 
 

@@ -11,8 +11,8 @@ from ..model import GPT
 from ..tokenizers import BPETokenizer
 from .base import (HARM, MECHANISM, NOT_SEEN, Deep, Figure, Measured, Mistake, Published,
                    Verdict, register)
-from .common import (LabData, build_model, evaluate, fixed_batch, lab_model, small_config,
-                     split_settings, step_graph, tail_mean, train)
+from .common import (LabData, build_model, check_side, evaluate, fixed_batch, lab_model,
+                     small_config, split_settings, step_graph, tail_mean, train)
 from .deep import note_published, unigram_loss
 from .m10_vocabulary import tokens_data
 from .plotting import figure, graph_figure, graphs_dot, label_axes
@@ -73,8 +73,7 @@ def measure(settings: dict, seed: int, data: LabData) -> Measured:
     dot = graphs_dot([step_graph(models[k], x[:2, :8], y[:2, :8]) for k in ("wrong", "fixed")],
                      ["untied (wrong)", "tied (fixed)"], depth=1,
                      title="the embedding's gradient arrives from both ends when tied")
-    metrics: dict = {}
-    losses: dict = {}
+    metrics, losses = {}, {}
     for side, tie in SIDES.items():
         model = lab_model(v, seed, tie_weights=tie, **s)
         log = train(model, data, steps, lr=lr, seed=seed, eval_batches=1,
@@ -163,8 +162,7 @@ FIGURES = (
 
 def build(side: str, seed: int = 0) -> GPT:
     """Tiny untrained model with an untied head (wrong) or tied embeddings (fixed)."""
-    if side not in SIDES:
-        raise ValueError(f"build: side must be 'wrong' or 'fixed', got {side!r}")
+    check_side(side)
     return build_model({"tie_weights": SIDES[side]}, seed)
 
 
@@ -227,8 +225,7 @@ def deep_measure(settings: dict, seed: int, data: LabData) -> Measured:
     v = tokens.vocab_size
     d_untied, p_untied, p_tied = matched_width(settings, v)
     sizes = {k: settings[k] for k in ("block_size", "n_layer", "n_head")}
-    metrics: dict = {}
-    curves: dict = {}
+    metrics, curves = {}, {}
     for side, tie, d in (("wrong", False, d_untied), ("fixed", True, settings["n_embd"])):
         model = lab_model(v, seed, n_embd=d, tie_weights=tie, **sizes)
         val: list = []

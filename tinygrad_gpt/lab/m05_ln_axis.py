@@ -11,7 +11,7 @@ from ..data import get_batch
 from ..engine import no_grad
 from ..model import GPT
 from .base import HARM, NOT_SEEN, Figure, Measured, Mistake, Verdict, register
-from .common import LabData, build_model, lab_model, split_settings, tail_mean, train
+from .common import LabData, build_model, check_side, lab_model, split_settings, tail_mean, train
 from .plotting import figure, label_axes
 
 EXPLANATION = """\
@@ -73,9 +73,7 @@ def measure(settings: dict, seed: int, data: LabData) -> Measured:
     x, _ = get_batch(data.train, s["block_size"], 8, rng)
     other, _ = get_batch(data.train, s["block_size"], 8, rng)
     vx, vy = get_batch(data.val, s["block_size"], windows, rng)
-    metrics: dict = {}
-    per_position: dict = {}
-    losses: dict = {}
+    metrics, per_position, losses = {}, {}, {}
     for side, axis in SIDES.items():
         model = lab_model(data.vocab_size, seed, ln_axis=axis, **s)
         log = train(model, data, steps, lr=lr, seed=seed, eval_batches=1, what=f"ln_axis={axis}")
@@ -164,8 +162,7 @@ FIGURES = (Figure("m05_ln_axis.png", _draw,
 
 def build(side: str, seed: int = 0) -> GPT:
     """Tiny untrained model normalizing over the batch (wrong) or the features (fixed)."""
-    if side not in SIDES:
-        raise ValueError(f"build: side must be 'wrong' or 'fixed', got {side!r}")
+    check_side(side)
     return build_model({"ln_axis": SIDES[side]}, seed)
 
 

@@ -14,8 +14,8 @@ from ..model import GPT
 from . import deep
 from .base import (HARM, MECHANISM, NOT_SEEN, Deep, Figure, Measured, Mistake, Published, Verdict,
                    register)
-from .common import (LabData, build_model, evaluate, fixed_batch, lab_model, residual_norms,
-                     spikes, split_settings, tail_mean, train)
+from .common import (LabData, build_model, check_side, evaluate, fixed_batch, lab_model,
+                     residual_norms, spikes, split_settings, tail_mean, train)
 from .plotting import figure, label_axes
 
 EXPLANATION = """\
@@ -73,9 +73,7 @@ def measure(settings: dict, seed: int, data: LabData) -> Measured:
     s, steps, lr = split_settings(settings)
     x, y = fixed_batch(data, s["block_size"], 8, seed)
     ln_v = math.log(data.vocab_size)
-    metrics: dict = {}
-    stream: dict = {}
-    losses: dict = {}
+    metrics, stream, losses = {}, {}, {}
     for side, final in SIDES.items():
         model = lab_model(data.vocab_size, seed, final_norm=final, **s)
         r0 = residual_norms(model, x)
@@ -187,9 +185,7 @@ DEEP_PUBLISHED = Published(
 def deep_measure(settings: dict, seed: int, data: LabData) -> Measured:
     s, steps, lr, every = split_settings(settings, "steps", "lr", "probe_every")
     x, _ = fixed_batch(data, s["block_size"], 8, seed)
-    metrics: dict = {}
-    drift: dict = {}
-    losses: dict = {}
+    metrics, drift, losses = {}, {}, {}
     for side, final in SIDES.items():
         label = "with ln_f" if final else "without ln_f"
         rms: list = []
@@ -266,8 +262,7 @@ DEEP = Deep(DEEP_SETTINGS, deep_measure, deep_verdict, symptom="head_input_growt
 
 def build(side: str, seed: int = 0) -> GPT:
     """Tiny untrained model without (wrong) or with (fixed) the final LayerNorm."""
-    if side not in SIDES:
-        raise ValueError(f"build: side must be 'wrong' or 'fixed', got {side!r}")
+    check_side(side)
     return build_model({"final_norm": SIDES[side]}, seed, n_layer=4)
 
 

@@ -18,8 +18,8 @@ from ..engine import Tensor, no_grad
 from ..model import GPT, GPTConfig
 from .base import (HARM, MECHANISM, NOT_SEEN, Deep, Figure, Measured, Mistake, Published,
                    Verdict, register)
-from .common import (LAB_MODEL, LabData, build_model, lab_model, model_sizes, small_config,
-                     tail_mean, train)
+from .common import (LAB_MODEL, LabData, build_model, check_side, lab_model, model_sizes,
+                     small_config, tail_mean, train)
 from .deep import note_published, unigram_loss
 from .plotting import figure, label_axes
 
@@ -130,8 +130,7 @@ def _losses(m: dict, curve: np.ndarray, trained: int) -> None:
 
 def measure(settings: dict, seed: int, data: LabData) -> Measured:
     steps, batches = settings["steps"], settings["batches"]
-    metrics: dict = {}
-    series: dict = {}
+    metrics, series = {}, {}
     trained = 0
     learned = None
     for side, pe in SIDES.items():
@@ -263,8 +262,7 @@ FIGURES = (Figure("m07_loss_by_position.png", _draw, _caption),)
 def build(side: str, seed: int = 0) -> GPT:
     """Tiny untrained model: learned positions indexed raw, crashing with an IndexError past
     block_size (wrong), or RoPE (fixed)."""
-    if side not in ("wrong", "fixed"):
-        raise ValueError(f"build: side must be 'wrong' or 'fixed', got {side!r}")
+    check_side(side)
     model = build_model({"pos_encoding": SIDES[side]}, seed)
     return handwritten(model, "raw") if side == "wrong" else model
 

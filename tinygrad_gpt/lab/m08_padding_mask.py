@@ -10,7 +10,7 @@ import numpy as np
 from ..engine import Tensor, no_grad
 from ..model import GPT
 from .base import HARM, NOT_SEEN, Figure, Measured, Mistake, Verdict, register
-from .common import LAB_MODEL, LabData, build_model, model_sizes, small_config, train
+from .common import LAB_MODEL, LabData, build_model, check_side, model_sizes, small_config, train
 from .plotting import figure, plot
 
 EXPLANATION = """\
@@ -78,8 +78,7 @@ def measure(settings: dict, seed: int, data: LabData) -> Measured:
     starts = rng.integers(0, len(data.val) - t - 1, len(lengths))
     seqs = [data.val[s:s + n] for s, n in zip(starts, lengths)]
     nexts = [data.val[s + 1:s + n + 1] for s, n in zip(starts, lengths)]
-    metrics: dict = {}
-    maps: dict = {}
+    metrics, maps = {}, {}
     for side, on in (("wrong", False), ("fixed", True)):
         model = GPT(cfg.replace(mask_padding=on), seed=seed)
         model.load_state_dict(state)
@@ -175,8 +174,7 @@ FIGURES = (
 
 def build(side: str, seed: int = 0) -> GPT:
     """Tiny untrained model that ignores the padding mask (wrong) or applies it (fixed)."""
-    if side not in ("wrong", "fixed"):
-        raise ValueError(f"build: side must be 'wrong' or 'fixed', got {side!r}")
+    check_side(side)
     return build_model({"mask_padding": side == "fixed"}, seed)
 
 

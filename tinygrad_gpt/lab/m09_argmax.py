@@ -18,7 +18,8 @@ from ..model import GPT
 from ..nn import Module
 from .base import (HARM, MECHANISM, NOT_SEEN, Deep, Figure, Measured, Mistake, Published,
                    Verdict, register)
-from .common import LAB_MODEL, LabData, build_model, model_sizes, progress, small_config, train
+from .common import (LAB_MODEL, LabData, build_model, check_side, model_sizes, progress,
+                     small_config, train)
 from .deep import note_published
 from .plotting import figure, graph_figure, graphs_dot, label_axes
 
@@ -423,8 +424,7 @@ FIGURES = (
 def build(side: str, seed: int = 0) -> NextTokenModel:
     """Tiny untrained model whose loss on ids goes through argmax (wrong) or is the
     cross-entropy of the true next token (fixed)."""
-    if side not in ("wrong", "fixed"):
-        raise ValueError(f"build: side must be 'wrong' or 'fixed', got {side!r}")
+    check_side(side)
     return NextTokenModel(build_model({}, seed), "argmax" if side == "wrong" else "cross_entropy")
 
 

@@ -16,7 +16,8 @@ from ..model import GPT
 from ..tokenizers import BPETokenizer, CharTokenizer, Tokenizer
 from .base import (HARM, MECHANISM, NOT_SEEN, Deep, Figure, Measured, Mistake, Published,
                    Verdict, register)
-from .common import LAB_MODEL, LabData, evaluate, lab_data, model_sizes, small_config, train
+from .common import (LAB_MODEL, LabData, check_side, evaluate, lab_data, model_sizes, small_config,
+                     train)
 from .deep import note_published
 from .plotting import figure, label_axes
 
@@ -177,8 +178,7 @@ def build(side: str, seed: int = 0) -> GPT:
     """Tiny untrained model: a character vocabulary from 5% of the lab corpus with one <unk>
     id (wrong), or byte-level BPE with 512 tokens (fixed). `model.tokenizer` is its tokenizer
     and `model.unknown_rate` the share of the rest of the corpus that it cannot read."""
-    if side not in ("wrong", "fixed"):
-        raise ValueError(f"build: side must be 'wrong' or 'fixed', got {side!r}")
+    check_side(side)
     text = lab_data().text
     part = text[:max(1000, len(text) // 20)]
     tok: Tokenizer

@@ -12,7 +12,7 @@ import numpy as np
 from ..engine import no_grad
 from ..model import GPT, KVCache
 from .base import HARM, NOT_SEEN, Figure, Measured, Mistake, Verdict, register
-from .common import LAB_MODEL, LabData, build_model, model_sizes, small_config, train
+from .common import LAB_MODEL, LabData, build_model, check_side, model_sizes, small_config, train
 from .plotting import figure, label_axes
 
 EXPLANATION = """\
@@ -185,8 +185,7 @@ FIGURES = (Figure("m11_kv_cache.png", _draw,
 def build(side: str, seed: int = 0) -> GPT:
     """Tiny untrained RoPE model whose KV cache keeps only the newest token (wrong) or grows
     (fixed)."""
-    if side not in ("wrong", "fixed"):
-        raise ValueError(f"build: side must be 'wrong' or 'fixed', got {side!r}")
+    check_side(side)
     return build_model({"pos_encoding": "rope", "kv_cache_update": side == "fixed"}, seed)
 
 
