@@ -19,6 +19,7 @@ from ..model import GPT, GPTConfig
 from ..model.stats import block_grad_norms
 from ..progress import Progress
 from ..viz import Graph, trace
+from .base import HARM, MECHANISM, NOT_SEEN
 
 # the largest block size of the lab's models by tier (small_config); the corpus must hold
 # windows of twice this (mistake 7 asks for 2 x block_size) in its held-out tenth, four times
@@ -178,6 +179,12 @@ def split_settings(settings: dict, *keys: str) -> tuple:
 def orders_of_magnitude(ratio: float) -> float:
     """log10 of a span (max / min): 2.0 is a hundredfold; inf when the span is."""
     return math.log10(ratio) if math.isfinite(ratio) else float("inf")
+
+
+def evidence(harm: bool, mechanism: bool = False) -> str:
+    """A verdict's kind: HARM when the harm showed, else MECHANISM when the cause did, else
+    NOT_SEEN."""
+    return HARM if harm else MECHANISM if mechanism else NOT_SEEN
 
 
 def check_side(side: str, sides: Iterable[str] = ("wrong", "fixed")) -> None:

@@ -9,12 +9,12 @@ import numpy as np
 
 from ..model import GPT
 from . import deep
-from .base import (HARM, MECHANISM, NOT_SEEN, Deep, Figure, Measured, Mistake, Published, Verdict,
+from .base import (Deep, Figure, Measured, Mistake, Published, Verdict,
                    register)
-from .common import (LabData, build_model, check_side, models_at_init, span, spikes, split_settings,
-                     tail_mean, train)
+from .common import (LabData, build_model, check_side, evidence, models_at_init, span, spikes,
+                     split_settings, tail_mean, train)
 from .deep import unigram_loss
-from .plotting import figure, grad_by_layer, plot
+from .plotting import figure, grad_by_layer, loss_figure
 
 EXPLANATION = """\
 Pre-norm (`x = x + f(LN(x))`, GPT-2 onwards) normalizes only what enters each sublayer, so the
@@ -82,7 +82,7 @@ def verdict(metrics: dict, settings: dict) -> Verdict:
     imbalance = bool(w["grad_span_init"] > 5 and mx["grad_span_init"] > 5
                      and f["grad_span_init"] < 2)
     worse = bool(w["diverged"] or w["val_loss"] > f["val_loss"] + LOSS_MARGIN)
-    kind = HARM if imbalance and worse else MECHANISM if imbalance else NOT_SEEN
+    kind = evidence(imbalance and worse, imbalance)
     words = (f"gradient spread across blocks at init, {w['grad_span_init']:.0f}x post-norm "
              f"against {f['grad_span_init']:.1f}x pre-norm; validation loss "
              f"{w['val_loss'] - f['val_loss']:+.2f} nats")
@@ -95,16 +95,12 @@ def verdict(metrics: dict, settings: dict) -> Verdict:
         f"{w['loss_spikes']}, {mx['loss_spikes']} and {f['loss_spikes']} loss spikes")
 
 
-def _loss(r: dict, path: Path) -> Path:
-    return plot(path, "plot_loss_curves", r["series"]["loss"],
-                title=f"training loss, lr {r['settings']['lr']:g}, no warmup, no clipping")
-
-
 FIGURES = (
     Figure("m01_grad_by_layer.png", grad_by_layer,
            "Gradient norm of each block's parameters at initialization, same batch and seed: "
            "flat for pre-norm, out of balance for post and mixed."),
-    Figure("m01_loss.png", _loss, "Training loss of the three placements on the same batches."),
+    loss_figure("m01_loss.png", "training loss, lr {lr:g}, no warmup, no clipping",
+                "Training loss of the three placements on the same batches."),
 )
 
 
@@ -174,7 +170,7 @@ def deep_verdict(metrics: dict, context: dict) -> Verdict:
     harmed = [i for i in range(len(runs))
               if (w["diverged_by_run"][i] or w["lag_vs_pre_by_run"][i] > LOSS_MARGIN)
               and not wu["diverged_by_run"][i] and wu["lag_vs_pre_by_run"][i] <= LOSS_MARGIN]
-    kind = HARM if harmed else NOT_SEEN
+    kind = evidence(harmed)
     i = harmed[0] if harmed else int(np.argmax(w["lag_vs_pre_by_run"]))
     depth, lr = runs[i]
     words = (f"post-norm without warmup {w['lag_vs_pre_by_run'][i]:+.2f} nats behind pre-norm "

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from ..model import GPT
 from . import deep
-from .base import (HARM, MECHANISM, NOT_SEEN, Deep, Figure, Measured, Mistake, Published, Verdict,
+from .base import (Deep, Figure, Measured, Mistake, Published, Verdict,
                    register)
-from .common import (LabData, build_model, check_side, evaluate, models_at_init,
+from .common import (LabData, build_model, check_side, evaluate, evidence, models_at_init,
                      orders_of_magnitude, span, split_settings, step_graph, tail_mean, train)
 from .deep import unigram_loss
-from .plotting import figure, grad_by_layer, graph_figure, graphs_dot, label_axes, plot
+from .plotting import figure, grad_by_layer, graph_figure, graphs_dot, label_axes, loss_figure
 
 EXPLANATION = """\
 The residual connection is the `x +` in `x = x + f(LN(x))`. It gives the gradient a path from
@@ -75,7 +75,7 @@ def verdict(metrics: dict, settings: dict) -> Verdict:
     # the mechanism: >= 2 orders of magnitude across depth; the harm: a loss that lags behind
     fades = bool(w["grad_orders_of_magnitude"] >= 2 and f["grad_orders_of_magnitude"] < 0.5)
     lags = bool(w["val_loss"] > f["val_loss"] + LOSS_MARGIN)
-    kind = HARM if fades and lags else MECHANISM if fades else NOT_SEEN
+    kind = evidence(fades and lags, fades)
     words = (f"validation loss {w['val_loss'] - f['val_loss']:+.2f} nats without residuals; "
              f"gradient fades {w['grad_orders_of_magnitude']:.1f} orders of magnitude over "
              f"{settings['n_layer']} blocks")
@@ -88,17 +88,12 @@ def verdict(metrics: dict, settings: dict) -> Verdict:
         f"{f['val_loss']:.3f} with residuals")
 
 
-def _loss(r: dict, path: Path) -> Path:
-    s = r["settings"]
-    return plot(path, "plot_loss_curves", r["series"]["loss"],
-                title=f"training loss, {s['n_layer']} blocks, lr {s['lr']:g}")
-
-
 FIGURES = (
     Figure("m02_grad_by_depth.png", grad_by_layer,
            "Gradient norm of each block's parameters at initialization (log scale): without "
            "the skip path it fades towards the input."),
-    Figure("m02_loss.png", _loss, "Training loss on the same batches."),
+    loss_figure("m02_loss.png", "training loss, {n_layer} blocks, lr {lr:g}",
+                "Training loss on the same batches."),
     graph_figure("m02_graphs",
                  "The computation graph of both models folded to depth 2 (embeddings, each "
                  "block's ln/attn/mlp, head), filled by the gradient norm arriving at each box "
@@ -153,7 +148,7 @@ def deep_verdict(metrics: dict, context: dict) -> Verdict:
     stalls = bool(w["val_minus_unigram"] > -NEAR_UNIGRAM)
     learns = bool(f["val_minus_unigram"] < -LEARNS)
     fades = bool(w["grad_orders_of_magnitude"] >= 2)
-    kind = HARM if stalls and learns else MECHANISM if fades else NOT_SEEN
+    kind = evidence(stalls and learns, fades)
     n = context["n_layer"]
     words = (f"{n} blocks without residuals end {w['val_minus_unigram']:+.2f} nats from the "
              f"unigram loss, with them {f['val_minus_unigram']:+.2f}")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from ..model import GPT
 from . import deep
-from .base import (HARM, MECHANISM, NOT_SEEN, Deep, Figure, Measured, Mistake, Published, Verdict,
+from .base import (Deep, Figure, Measured, Mistake, Published, Verdict,
                    register)
-from .common import (LabData, build_model, check_side, evaluate, lab_model, small_config,
+from .common import (LabData, build_model, check_side, evaluate, evidence, lab_model, small_config,
                      split_settings, tail_mean, train)
 from .plotting import figure, label_axes
 
@@ -74,8 +74,7 @@ def verdict(metrics: dict, settings: dict) -> Verdict:
     w, f = metrics["wrong"], metrics["fixed"]
     # the mechanism: capacity cut (fewer parameters); the harm: a clearly worse loss
     fewer = bool(w["params"] < f["params"])
-    kind = (HARM if fewer and w["val_loss_gap"] > LOSS_MARGIN
-            else MECHANISM if fewer else NOT_SEEN)
+    kind = evidence(fewer and w["val_loss_gap"] > LOSS_MARGIN, fewer)
     words = (f"{1 - w['params'] / f['params']:.0%} fewer parameters, validation loss "
              f"{w['val_loss_gap']:+.3f} nats")
     return Verdict(kind, words,
@@ -194,7 +193,7 @@ def deep_verdict(metrics: dict, context: dict) -> Verdict:
     # the mechanism: a gap at equal steps that goes away at equal parameters (capacity)
     capacity = bool(w["val_loss_gap"] > SMALL_GAP and w["val_loss_equal_params"]
                     <= f["val_loss_equal_params"] + SMALL_GAP)
-    kind = HARM if w["val_loss_gap"] > DEEP_MARGIN else MECHANISM if capacity else NOT_SEEN
+    kind = evidence(w["val_loss_gap"] > DEEP_MARGIN, capacity)
     words = (f"d_ff = d ends {w['val_loss_gap']:+.3f} nats behind 4d at equal steps; at equal "
              f"parameters the ratios differ by {spread:.1%}")
     per = ", ".join(f"{m['d_ff_ratio']}d: {m['val_loss']:.3f} / {m['val_loss_equal_params']:.3f} "

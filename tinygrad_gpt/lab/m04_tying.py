@@ -9,9 +9,9 @@ import numpy as np
 
 from ..model import GPT
 from ..tokenizers import BPETokenizer
-from .base import (HARM, MECHANISM, NOT_SEEN, Deep, Figure, Measured, Mistake, Published,
+from .base import (Deep, Figure, Measured, Mistake, Published,
                    Verdict, register)
-from .common import (LabData, build_model, check_side, evaluate, fixed_batch, lab_model,
+from .common import (LabData, build_model, check_side, evaluate, evidence, fixed_batch, lab_model,
                      small_config, split_settings, step_graph, tail_mean, train)
 from .deep import note_published, unigram_loss
 from .m10_vocabulary import tokens_data
@@ -114,7 +114,7 @@ def verdict(metrics: dict, context: dict) -> Verdict:
                  and f["tied_minus_sum"] < 1e-5
                  and f["wte_rows_with_grad"] > w["wte_rows_with_grad"])
     worse = bool(w["val_loss"] > f["val_loss"] + LOSS_MARGIN)
-    kind = HARM if shown and worse else MECHANISM if shown else NOT_SEEN
+    kind = evidence(shown and worse, shown)
     words = (f"{saving:,} parameters spent twice ({saving / f['params']:.0%} more), "
              f"validation loss {w['val_loss'] - f['val_loss']:+.3f} nats untied")
     return Verdict(kind, words,
@@ -265,7 +265,7 @@ def deep_verdict(metrics: dict, context: dict) -> Verdict:
     many times), and is not better than tied at its best point either."""
     w, f = metrics["wrong"], metrics["fixed"]
     late, best = w["gap_late"], w["gap_best"]
-    kind = HARM if late > LOSS_MARGIN and best > -LOSS_MARGIN else NOT_SEEN
+    kind = evidence(late > LOSS_MARGIN and best > -LOSS_MARGIN)
     words = (f"untied (narrower, same parameters) validation loss {late:+.3f} nats late in "
              f"training, {best:+.3f} at the best point")
     return Verdict(kind, words, (

@@ -10,8 +10,9 @@ import numpy as np
 from ..data import get_batch
 from ..engine import no_grad
 from ..model import GPT
-from .base import HARM, NOT_SEEN, Figure, Measured, Mistake, Verdict, register
-from .common import LabData, build_model, check_side, lab_model, split_settings, tail_mean, train
+from .base import Figure, Measured, Mistake, Verdict, register
+from .common import (LabData, build_model, check_side, evidence, lab_model, split_settings,
+                     tail_mean, train)
 from .plotting import figure, label_axes
 
 EXPLANATION = """\
@@ -109,7 +110,7 @@ def verdict(metrics: dict, context: dict) -> Verdict:
                       and w["batch1_minus_batched"] > 0.3
                       and abs(f["batch1_minus_batched"]) < 1e-3)
     # the harm is wrong output: a sample's prediction depends on the rest of the batch
-    kind = HARM if wrong_output else NOT_SEEN
+    kind = evidence(wrong_output)
     words = (f"a batch of one scores {w['batch1_minus_batched']:+.2f} nats worse; logits move "
              f"by {w['batch_dependence']:.2g} with the other samples")
     return Verdict(kind, words,

@@ -12,9 +12,9 @@ import numpy as np
 from ..engine import no_grad
 from ..model import GPT
 from . import deep
-from .base import (HARM, MECHANISM, NOT_SEEN, Deep, Figure, Measured, Mistake, Published, Verdict,
+from .base import (Deep, Figure, Measured, Mistake, Published, Verdict,
                    register)
-from .common import (LabData, build_model, check_side, evaluate, fixed_batch, lab_model,
+from .common import (LabData, build_model, check_side, evaluate, evidence, fixed_batch, lab_model,
                      residual_norms, spikes, split_settings, tail_mean, train)
 from .plotting import figure, label_axes
 
@@ -117,7 +117,7 @@ def verdict(metrics: dict, context: dict) -> Verdict:
     drifts = bool(w["head_input_growth"] > 10 and 0.3 < f["head_input_growth"] < 3
                   and w["logit_std_init"] < 0.1 * f["logit_std_init"])
     worse = bool(w["val_loss"] > f["val_loss"] + LOSS_MARGIN)
-    kind = HARM if drifts and worse else MECHANISM if drifts else NOT_SEEN
+    kind = evidence(drifts and worse, drifts)
     words = (f"head input drifts {w['head_input_growth']:.0f}x in training without ln_f "
              f"against {f['head_input_growth']:.1f}x with it; validation loss "
              f"{w['val_loss'] - f['val_loss']:+.2f} nats")
@@ -222,7 +222,7 @@ def deep_verdict(metrics: dict, context: dict) -> Verdict:
     w, f = metrics["wrong"], metrics["fixed"]
     drifts = bool(w["head_input_growth"] > DRIFT and f["head_input_growth"] < 3)
     worse = bool(w["diverged"] or w["val_loss_gap"] > LOSS_MARGIN)
-    kind = HARM if drifts and worse else MECHANISM if drifts else NOT_SEEN
+    kind = evidence(drifts and worse, drifts)
     words = (f"head input drifts {w['head_input_growth']:.0f}x without ln_f "
              f"({f['head_input_growth']:.1f}x with it); validation loss "
              f"{w['val_loss_gap']:+.2f} nats")

@@ -16,9 +16,9 @@ from pathlib import Path
 from ..data import get_batch
 from ..engine import Tensor, no_grad
 from ..model import GPT, GPTConfig
-from .base import (HARM, MECHANISM, NOT_SEEN, Deep, Figure, Measured, Mistake, Published,
+from .base import (Deep, Figure, Measured, Mistake, Published,
                    Verdict, register)
-from .common import (LAB_MODEL, LabData, build_model, check_side, lab_model, model_sizes,
+from .common import (LAB_MODEL, LabData, build_model, check_side, evidence, lab_model, model_sizes,
                      small_config, tail_mean, train)
 from .deep import note_published, unigram_loss
 from .plotting import figure, label_axes
@@ -200,7 +200,7 @@ def verdict(metrics: dict, context: dict) -> Verdict:
     # that rises past it (measured: it barely moves at this size, see the notes)
     shown = bool(crashes_raw and clamps_silently and refuses_clearly and extrapolates)
     rises = bool(c["beyond_minus_in_range"] > LOSS_MARGIN)
-    kind = HARM if shown and rises else MECHANISM if shown else NOT_SEEN
+    kind = evidence(shown and rises, shown)
     words = (f"no table rows past {trained} positions: indexed raw it crashes, clamped "
              f"{c['positions_sharing_last_row']} positions share one row; loss past the "
              f"trained length {c['beyond_minus_in_range']:+.2f} nats")
@@ -346,7 +346,7 @@ def deep_verdict(metrics: dict, context: dict) -> Verdict:
     refuses = bool(not k["runs_at_4x"] and k.get("clear_error"))
     degrades = bool(w["runs_at_4x"] and w["rise_at_4x"] > RISE_MARGIN)
     flat = bool(f["runs_at_4x"] and f["rise_at_4x"] < RISE_MARGIN)
-    kind = HARM if degrades and refuses and flat else MECHANISM if refuses else NOT_SEEN
+    kind = evidence(degrades and refuses and flat, refuses)
     figure_1 = ", ".join(f"{m['pos_encoding']} {m['rise_at_4x']:+.2f}" for m in (s, r, f))
     words = (f"past the trained length the clamped table's loss rises {w['rise_at_4x']:+.2f} "
              f"nats at 4x, ALiBi's {f['rise_at_4x']:+.2f}")

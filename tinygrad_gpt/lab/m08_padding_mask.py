@@ -9,8 +9,9 @@ import numpy as np
 
 from ..engine import Tensor, no_grad
 from ..model import GPT
-from .base import HARM, NOT_SEEN, Figure, Measured, Mistake, Verdict, register
-from .common import LAB_MODEL, LabData, build_model, check_side, model_sizes, small_config, train
+from .base import Figure, Measured, Mistake, Verdict, register
+from .common import (LAB_MODEL, LabData, build_model, check_side, evidence, model_sizes,
+                     small_config, train)
 from .plotting import figure, plot
 
 EXPLANATION = """\
@@ -124,7 +125,7 @@ def verdict(metrics: dict, context: dict) -> Verdict:
                       and w["right_pad_max_diff"] < 1e-4 and f["right_pad_max_diff"] < 1e-4
                       and f["fully_padded_row_finite"])
     # the harm is wrong output: real tokens' logits change with the padding
-    kind = HARM if wrong_output else NOT_SEEN
+    kind = evidence(wrong_output)
     words = (f"left padding changes real tokens' logits by up to "
              f"{w['left_pad_max_diff']:.2g} without the mask")
     return Verdict(kind, words,

@@ -16,9 +16,9 @@ from ..data import get_batch
 from ..engine import Tensor, no_grad, record_gradients
 from ..model import GPT
 from ..nn import Module
-from .base import (HARM, MECHANISM, NOT_SEEN, Deep, Figure, Measured, Mistake, Published,
+from .base import (Deep, Figure, Measured, Mistake, Published,
                    Verdict, register)
-from .common import (LAB_MODEL, LabData, build_model, check_side, model_sizes, progress,
+from .common import (LAB_MODEL, LabData, build_model, check_side, evidence, model_sizes, progress,
                      small_config, train)
 from .deep import note_published
 from .plotting import figure, graph_figure, graphs_dot, label_axes
@@ -366,7 +366,7 @@ def verdict(metrics: dict, context: dict) -> Verdict:
         and w["directional_derivative_max_abs"] == 0.0
         and f["nonzero_grad_params"] == f["parameters"]
         and f["val_loss_after"] < f["val_loss_before"] - 0.3)
-    kind = MECHANISM if shown else NOT_SEEN
+    kind = evidence(False, shown)
     words = (f"zero gradient through argmax ({w['nonzero_grad_params']} of "
              f"{w['parameters']} parameters reached); REINFORCE reward "
              f"{r['expected_reward_after']:.2f} against {r['constant_policy_reward']:.2f} "
@@ -504,7 +504,7 @@ def deep_verdict(metrics: dict, context: dict) -> Verdict:
     stuck = bool(w["nonzero_grad_params"] == 0 and w["grad_max_abs"] == 0.0)
     learns = bool(f["beyond_constant"] > REWARD_MARGIN and f["beyond_placebo"] > REWARD_MARGIN
                   and f["reward_gain"] > 3 * f["reward_gain_stderr"])
-    kind = HARM if stuck and learns else MECHANISM if stuck else NOT_SEEN
+    kind = evidence(stuck and learns, stuck)
     words = (f"through argmax no learning (0 of {w['parameters']} parameters get gradient); "
              f"REINFORCE {f['expected_reward_after']:.2f} against "
              f"{const:.2f} for the best constant answer")

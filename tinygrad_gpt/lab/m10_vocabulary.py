@@ -14,10 +14,10 @@ import numpy as np
 
 from ..model import GPT
 from ..tokenizers import BPETokenizer, CharTokenizer, Tokenizer
-from .base import (HARM, MECHANISM, NOT_SEEN, Deep, Figure, Measured, Mistake, Published,
+from .base import (Deep, Figure, Measured, Mistake, Published,
                    Verdict, register)
-from .common import (LAB_MODEL, LabData, check_side, evaluate, lab_data, model_sizes, small_config,
-                     train)
+from .common import (LAB_MODEL, LabData, check_side, evaluate, evidence, lab_data, model_sizes,
+                     small_config, train)
 from .deep import note_published
 from .plotting import figure, label_axes
 
@@ -150,8 +150,7 @@ def verdict(metrics: dict, context: dict) -> Verdict:
     bpe_sides = [k for k in metrics if k != "wrong"]
     shown = bool(w["unknown_count"] > 0 and w["round_trip_unknowns"] > 0
                  and all(metrics[k]["unknown_count"] == 0 for k in bpe_sides))
-    kind = (HARM if shown and w["unknown_rate"] > UNKNOWN_HARM
-            else MECHANISM if shown else NOT_SEEN)
+    kind = evidence(shown and w["unknown_rate"] > UNKNOWN_HARM, shown)
     words = (f"{100 * w['unknown_rate']:.2f}% of the text unknown to a character vocabulary "
              f"({w['unknown_count']:,} characters lost in a round trip), none with BPE")
     per = ", ".join(f"V={metrics[k]['vocab_size']}: {metrics[k]['chars_per_token']:.2f} "
@@ -276,8 +275,7 @@ WORD_UNKNOWN_HARM = 0.05
 def deep_verdict(metrics: dict, context: dict) -> Verdict:
     w = metrics["wrong"]
     sizes = [k for k in metrics if k != "wrong"]
-    kind = (HARM if w["unknown_rate"] > WORD_UNKNOWN_HARM and metrics["fixed"]["unknown_rate"] == 0
-            else NOT_SEEN)
+    kind = evidence(w["unknown_rate"] > WORD_UNKNOWN_HARM and metrics["fixed"]["unknown_rate"] == 0)
     words = (f"{100 * w['unknown_rate']:.1f}% of the words unknown to a "
              f"{w['vocab_size']:,}-word vocabulary")
     per = ", ".join(f"{'chars' if k == 'chars' else metrics[k]['vocab_size']}: "

@@ -11,8 +11,9 @@ import numpy as np
 
 from ..engine import no_grad
 from ..model import GPT, KVCache
-from .base import HARM, NOT_SEEN, Figure, Measured, Mistake, Verdict, register
-from .common import LAB_MODEL, LabData, build_model, check_side, model_sizes, small_config, train
+from .base import Figure, Measured, Mistake, Verdict, register
+from .common import (LAB_MODEL, LabData, build_model, check_side, evidence, model_sizes,
+                     small_config, train)
 from .plotting import figure, label_axes
 
 EXPLANATION = """\
@@ -134,7 +135,7 @@ def verdict(metrics: dict, context: dict) -> Verdict:
     wrong_output = bool(w["max_logit_diff"] > 1e-2 and w["first_divergent_token_step"] is not None
                       and f["max_logit_diff"] < 1e-4 and f["tokens_match_full"])
     # the harm is wrong output: generation parts ways with full recomputation
-    kind = HARM if wrong_output else NOT_SEEN
+    kind = evidence(wrong_output)
     words = (f"generated tokens part ways at step {w['first_divergent_token_step']} "
              f"without the cache update (logits off by up to {w['max_logit_diff']:.2g})")
     return Verdict(kind, words,

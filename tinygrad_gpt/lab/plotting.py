@@ -60,6 +60,13 @@ def label_axes(ax: Any, xlabel: str | None, ylabel: str, title: str,
         ax.legend(fontsize=fontsize, **({} if loc is None else {"loc": loc}))
 
 
+def loss_figure(name: str, title: str, caption: str) -> Figure:
+    """The figure of the training loss curves (series "loss"), titled `title` formatted with the
+    task's settings ("lr {lr:g}")."""
+    return Figure(name, lambda r, path: plot(path, "plot_loss_curves", r["series"]["loss"],
+                                             title=title.format(**r["settings"])), caption)
+
+
 def grad_by_layer(r: dict, path: Path) -> Path:
     """Gradient norm of every block at initialization (series grad_by_layer_init), per side."""
     grads = r["series"]["grad_by_layer_init"]
