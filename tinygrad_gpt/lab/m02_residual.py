@@ -172,8 +172,7 @@ def _deep_loss(r: dict, path: Path) -> Path:
         ax.axhline(unigram, color="0.4", ls=":", lw=1, label=f"unigram loss {unigram:.2f}")
         label_axes(ax, "step", "training loss (nats, running mean of 10)",
                    f"{r['settings']['n_layer']} blocks of width {r['settings']['n_embd']}, "
-                   f"lr {r['settings']['lr']:g}", loc="lower left")
-        deep.note_published(ax, DEEP_PUBLISHED)
+                   f"lr {r['settings']['lr']:g}", loc="lower left", published=DEEP_PUBLISHED)
     return figure(path, draw, 8.0, 4.5)
 
 

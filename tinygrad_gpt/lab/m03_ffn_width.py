@@ -223,8 +223,8 @@ def _deep_curve(r: dict, path: Path) -> Path:
                label="ours, equal parameters")
         b.set_xscale("log", base=2)
         label_axes(b, "feed-forward ratio d_ff / d_model", "loss increase over the best (%)",
-                   "Kaplan et al.'s axes (their Figure 5, middle)", loc="lower right", fontsize=7)
-        deep.note_published(b, DEEP_PUBLISHED, left=True)
+                   "Kaplan et al.'s axes (their Figure 5, middle)", loc="lower right", fontsize=7,
+                   published=DEEP_PUBLISHED, left=True)
     return figure(path, draw, 11.0, 4.2)
 
 

@@ -13,7 +13,7 @@ from .base import (Deep, Figure, Measured, Mistake, Published,
                    Verdict, register)
 from .common import (LabData, build_model, check_side, evaluate, evidence, fixed_batch, lab_model,
                      small_config, split_settings, step_graph, tail_mean, train)
-from .deep import note_published, unigram_loss
+from .deep import unigram_loss
 from .m10_vocabulary import tokens_data
 from .plotting import figure, graph_figure, graphs_dot, label_axes
 
@@ -292,8 +292,8 @@ def _draw_deep(r: dict, path: Path) -> Path:
         ax.axhline(r["facts"]["unigram_loss"], color="grey", ls=":", lw=1,
                    label="unigram (no context)")
         label_axes(ax, "step", "validation loss (nats per BPE token)",
-                   "tied against untied at equal parameter count", loc="lower left")
-        note_published(ax, DEEP_PUBLISHED)
+                   "tied against untied at equal parameter count", loc="lower left",
+                   published=DEEP_PUBLISHED)
 
     return figure(path, draw, 7.0, 4.5)
 

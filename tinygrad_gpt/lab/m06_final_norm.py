@@ -246,8 +246,7 @@ def _deep_drift(r: dict, path: Path) -> Path:
         for label, ys in r["series"]["loss"].items():
             b.plot(ys, lw=1.2, label=label)
         label_axes(b, "step", "training loss (nats, running mean of 10)",
-                   "loss on the same batches", loc="lower left")
-        deep.note_published(b, DEEP_PUBLISHED)
+                   "loss on the same batches", loc="lower left", published=DEEP_PUBLISHED)
     return figure(path, draw, 11.0, 4.2)
 
 

@@ -20,7 +20,7 @@ from .base import (Deep, Figure, Measured, Mistake, Published,
                    Verdict, register)
 from .common import (LAB_MODEL, LabData, build_model, check_side, evidence, lab_model, model_sizes,
                      small_config, tail_mean, train)
-from .deep import note_published, unigram_loss
+from .deep import unigram_loss
 from .plotting import figure, label_axes
 
 EXPLANATION = """\
@@ -373,8 +373,8 @@ def _draw_deep(r: dict, path: Path) -> Path:
                 label="learned, checked (refuses past 1x)")
         ax.axvline(1.0, color="grey", ls="--", lw=1)
         label_axes(ax, "evaluation length / training length", "validation perplexity (characters)",
-                   f"extrapolation: trained at {series['lengths'][0]} characters", loc="upper left")
-        note_published(ax, DEEP_PUBLISHED)
+                   f"extrapolation: trained at {series['lengths'][0]} characters", loc="upper left",
+                   published=DEEP_PUBLISHED)
 
     return figure(path, draw, 7.0, 4.5)
 

@@ -20,7 +20,6 @@ from .base import (Deep, Figure, Measured, Mistake, Published,
                    Verdict, register)
 from .common import (LAB_MODEL, LabData, build_model, check_side, evidence, model_sizes, progress,
                      small_config, train)
-from .deep import note_published
 from .plotting import figure, graph_figure, graphs_dot, label_axes
 
 EXPLANATION = """\
@@ -534,8 +533,7 @@ def _draw_deep(r: dict, path: Path) -> Path:
         ax.axhline(r["metrics"]["wrong"]["expected_reward_after"], color="k", ls=":", lw=1,
                    label="through argmax (never moves)")
         label_axes(ax, "step", "reward (answer = the character before)",
-                   "a reward that needs the context", loc="center right")
-        note_published(ax, DEEP_PUBLISHED)
+                   "a reward that needs the context", loc="center right", published=DEEP_PUBLISHED)
 
     return figure(path, draw, 7.0, 4.5)
 

@@ -18,7 +18,6 @@ from .base import (Deep, Figure, Measured, Mistake, Published,
                    Verdict, register)
 from .common import (LAB_MODEL, LabData, check_side, evaluate, evidence, lab_data, model_sizes,
                      small_config, train)
-from .deep import note_published
 from .plotting import figure, label_axes
 
 EXPLANATION = """\
@@ -302,8 +301,7 @@ def _draw_deep(r: dict, path: Path) -> Path:
                         textcoords="offset points", xytext=(3, 4))
         label_axes(ax, "vocabulary size", "validation bits per byte",
                    f"same model, same {r['settings']['steps']} steps: bits per byte by vocabulary",
-                   legend=False)
-        note_published(ax, DEEP_PUBLISHED)
+                   legend=False, published=DEEP_PUBLISHED)
 
     return figure(path, draw, 7.0, 4.5)
 

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .. import viz
-from .base import Figure
+from .base import Figure, Published
+from .deep import note_published
 
 
 def graphs_dot(graphs: Sequence[viz.Graph], titles: Sequence[str], depth: int | None,
@@ -48,9 +49,11 @@ def graph_figure(name: str, caption: str) -> Figure:
 
 
 def label_axes(ax: Any, xlabel: str | None, ylabel: str, title: str,
-               legend: bool = True, loc: str | None = None, fontsize: float = 8) -> None:
+               legend: bool = True, loc: str | None = None, fontsize: float = 8,
+               published: Published | None = None, left: bool = False) -> None:
     """The finish of most lab panels: axis labels (no x label when None), title, a light grid
-    and, unless `legend` is False, a legend at `loc` (matplotlib's choice when None)."""
+    and, unless `legend` is False, a legend at `loc` (matplotlib's choice when None); with
+    `published`, that result written in the upper right (or `left`) corner."""
     if xlabel is not None:
         ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -58,6 +61,8 @@ def label_axes(ax: Any, xlabel: str | None, ylabel: str, title: str,
     ax.grid(True, alpha=0.3)
     if legend:
         ax.legend(fontsize=fontsize, **({} if loc is None else {"loc": loc}))
+    if published is not None:
+        note_published(ax, published, left)
 
 
 def loss_figure(name: str, title: str, caption: str) -> Figure:
