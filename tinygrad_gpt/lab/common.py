@@ -7,7 +7,7 @@ import contextlib
 import contextvars
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -200,6 +200,18 @@ def build_model(overrides: dict, seed: int = 0, vocab_size: int = BUILD_VOCAB,
                 **sizes) -> GPT:
     """A tiny untrained GPT with the quick config plus `overrides` (a mistake's side)."""
     return lab_model(vocab_size, seed, **{**sizes, **overrides})
+
+
+def switch_builder(switch: str, values: dict[str, Any], what: str,
+                   **sizes: Any) -> Callable[[str, int], GPT]:
+    """`build(side, seed)` for a mistake that is one GPTConfig switch: a tiny untrained model
+    (`build_model`, plus `sizes`) with `switch` set to `values[side]`; `what` says what the
+    sides are, for the docstring. diagnose() is checked against these models."""
+    def build(side: str, seed: int = 0) -> GPT:
+        check_side(side, values)
+        return build_model({switch: values[side]}, seed, **sizes)
+    build.__doc__ = f"Tiny untrained model: {what}."
+    return build
 
 
 def fixed_batch(data: LabData, block_size: int, batch_size: int,

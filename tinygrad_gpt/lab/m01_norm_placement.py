@@ -7,12 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..model import GPT
 from . import deep
 from .base import (Deep, Figure, Measured, Mistake, Published, Verdict,
                    register)
-from .common import (LabData, build_model, check_side, evidence, models_at_init, span, spikes,
-                     split_settings, tail_mean, train)
+from .common import (LabData, evidence, models_at_init, span, spikes,
+                     split_settings, tail_mean, train, switch_builder)
 from .deep import unigram_loss
 from .plotting import figure, grad_by_layer, loss_figure
 
@@ -219,10 +218,8 @@ DEEP = Deep(DEEP_SETTINGS, deep_measure, deep_verdict, symptom="worst_lag_vs_pre
             published=DEEP_PUBLISHED)
 
 
-def build(side: str, seed: int = 0) -> GPT:
-    """Tiny untrained model: post-norm (wrong) or pre-norm (fixed); "mixed" also works."""
-    check_side(side, SIDES)
-    return build_model({"norm_placement": SIDES[side]}, seed, n_layer=4)
+build = switch_builder("norm_placement", SIDES,
+                       "post-norm (wrong) or pre-norm (fixed); \"mixed\" also works", n_layer=4)
 
 
 MISTAKE = register(Mistake(

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..model import GPT
 from . import deep
 from .base import (Deep, Figure, Measured, Mistake, Published, Verdict,
                    register)
-from .common import (LabData, build_model, check_side, evaluate, evidence, models_at_init,
-                     orders_of_magnitude, span, split_settings, step_graph, tail_mean, train)
+from .common import (LabData, evaluate, evidence, models_at_init,
+                     orders_of_magnitude, span, split_settings, step_graph, switch_builder,
+                     tail_mean, train)
 from .deep import unigram_loss
 from .plotting import figure, grad_by_layer, graph_figure, graphs_dot, label_axes, loss_figure
 
@@ -184,10 +184,9 @@ DEEP = Deep(DEEP_SETTINGS, deep_measure, deep_verdict, symptom="val_minus_unigra
             published=DEEP_PUBLISHED)
 
 
-def build(side: str, seed: int = 0) -> GPT:
-    """Tiny untrained 8-block model without (wrong) or with (fixed) residual connections."""
-    check_side(side)
-    return build_model({"residual": SIDES[side]}, seed, n_layer=8, n_embd=16, block_size=16)
+build = switch_builder("residual", SIDES,
+                       "8 blocks without (wrong) or with (fixed) residual connections",
+                       n_layer=8, n_embd=16, block_size=16)
 
 
 MISTAKE = register(Mistake(

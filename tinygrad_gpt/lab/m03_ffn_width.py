@@ -8,8 +8,8 @@ from ..model import GPT
 from . import deep
 from .base import (Deep, Figure, Measured, Mistake, Published, Verdict,
                    register)
-from .common import (LabData, build_model, check_side, evaluate, evidence, lab_model, small_config,
-                     split_settings, tail_mean, train)
+from .common import (LabData, evaluate, evidence, lab_model, small_config,
+                     split_settings, tail_mean, train, switch_builder)
 from .plotting import figure, label_axes
 
 EXPLANATION = """\
@@ -237,10 +237,8 @@ DEEP = Deep(DEEP_SETTINGS, deep_measure, deep_verdict, symptom="val_loss",
             published=DEEP_PUBLISHED)
 
 
-def build(side: str, seed: int = 0) -> GPT:
-    """Tiny untrained model with d_ff = d (wrong) or 4d (fixed)."""
-    check_side(side)
-    return build_model({"ffn_hidden": SIDES[side] * 32}, seed, n_embd=32)
+build = switch_builder("ffn_hidden", {side: ratio * 32 for side, ratio in SIDES.items()},
+                       "FFN width d (wrong) or 4d (fixed) at width 32", n_embd=32)
 
 
 MISTAKE = register(Mistake(

@@ -11,8 +11,8 @@ from ..model import GPT
 from ..tokenizers import BPETokenizer
 from .base import (Deep, Figure, Measured, Mistake, Published,
                    Verdict, register)
-from .common import (LabData, build_model, check_side, evaluate, evidence, fixed_batch, lab_model,
-                     small_config, split_settings, step_graph, tail_mean, train)
+from .common import (LabData, evaluate, evidence, fixed_batch, lab_model,
+                     small_config, split_settings, step_graph, tail_mean, train, switch_builder)
 from .deep import unigram_loss
 from .m10_vocabulary import tokens_data
 from .plotting import figure, graph_figure, graphs_dot, label_axes
@@ -160,10 +160,8 @@ FIGURES = (
 )
 
 
-def build(side: str, seed: int = 0) -> GPT:
-    """Tiny untrained model with an untied head (wrong) or tied embeddings (fixed)."""
-    check_side(side)
-    return build_model({"tie_weights": SIDES[side]}, seed)
+build = switch_builder("tie_weights", SIDES,
+                       "untied (wrong) or tied (fixed) embeddings")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,8 +11,8 @@ from ..data import get_batch
 from ..engine import no_grad
 from ..model import GPT
 from .base import Figure, Measured, Mistake, Verdict, register
-from .common import (LabData, build_model, check_side, evidence, lab_model, split_settings,
-                     tail_mean, train)
+from .common import (LabData, evidence, lab_model, split_settings,
+                     tail_mean, train, switch_builder)
 from .plotting import figure, label_axes
 
 EXPLANATION = """\
@@ -161,10 +161,8 @@ FIGURES = (Figure("m05_ln_axis.png", _draw,
                   "Right: the same windows evaluated as one batch and one at a time."),)
 
 
-def build(side: str, seed: int = 0) -> GPT:
-    """Tiny untrained model normalizing over the batch (wrong) or the features (fixed)."""
-    check_side(side)
-    return build_model({"ln_axis": SIDES[side]}, seed)
+build = switch_builder("ln_axis", SIDES,
+                       "LayerNorm over the batch axis (wrong) or the features (fixed)")
 
 
 MISTAKE = register(Mistake(

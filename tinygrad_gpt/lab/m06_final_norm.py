@@ -14,8 +14,8 @@ from ..model import GPT
 from . import deep
 from .base import (Deep, Figure, Measured, Mistake, Published, Verdict,
                    register)
-from .common import (LabData, build_model, check_side, evaluate, evidence, fixed_batch, lab_model,
-                     residual_norms, spikes, split_settings, tail_mean, train)
+from .common import (LabData, evaluate, evidence, fixed_batch, lab_model,
+                     residual_norms, spikes, split_settings, tail_mean, train, switch_builder)
 from .plotting import figure, label_axes
 
 EXPLANATION = """\
@@ -259,10 +259,8 @@ DEEP = Deep(DEEP_SETTINGS, deep_measure, deep_verdict, symptom="head_input_growt
             published=DEEP_PUBLISHED)
 
 
-def build(side: str, seed: int = 0) -> GPT:
-    """Tiny untrained model without (wrong) or with (fixed) the final LayerNorm."""
-    check_side(side)
-    return build_model({"final_norm": SIDES[side]}, seed, n_layer=4)
+build = switch_builder("final_norm", SIDES,
+                       "without (wrong) or with (fixed) the final LayerNorm", n_layer=4)
 
 
 MISTAKE = register(Mistake(

@@ -10,8 +10,8 @@ import numpy as np
 from ..engine import Tensor, no_grad
 from ..model import GPT
 from .base import Figure, Measured, Mistake, Verdict, register
-from .common import (LAB_MODEL, LabData, build_model, check_side, evidence, model_sizes,
-                     small_config, train)
+from .common import (LAB_MODEL, LabData, evidence, model_sizes,
+                     small_config, train, switch_builder)
 from .plotting import figure, plot
 
 EXPLANATION = """\
@@ -173,10 +173,8 @@ FIGURES = (
 )
 
 
-def build(side: str, seed: int = 0) -> GPT:
-    """Tiny untrained model that ignores the padding mask (wrong) or applies it (fixed)."""
-    check_side(side)
-    return build_model({"mask_padding": side == "fixed"}, seed)
+build = switch_builder("mask_padding", {"wrong": False, "fixed": True},
+                       "the padding mask ignored (wrong) or applied (fixed)")
 
 
 MISTAKE = register(Mistake(
