@@ -16,8 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated slugs or numbers, e.g. residual,5 (default: all)")
     tier = parser.add_mutually_exclusive_group()
     tier.add_argument("--quick", action="store_true",
-                      help="smaller models and fewer steps: every mistake in about 45 s on a "
-                           "2-core machine, where full mode takes about 3 minutes of CPU")
+                      help="smaller models and fewer steps: every mistake in about 40 s on a "
+                           "quiet 2-core machine, where full mode takes about 3 minutes")
     tier.add_argument("--deep", action="store_true",
                       help="the deep tier: experiments aimed at the harm itself, beside the "
                            "published result; mistakes without one are skipped with a line "
