@@ -199,6 +199,33 @@ def test_reused_nodes_accumulate():
     np.testing.assert_allclose(w.grad, [8.0])
 
 
+def test_a_gradient_shared_by_two_leaves_is_copied_and_a_sum_is_taken_as_is():
+    a, b = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    (a + b).sum().backward()              # add hands both inputs the same array
+    assert a.grad is not b.grad
+    a.grad *= 5.0                         # clipping scales grads in place
+    np.testing.assert_array_equal(b.grad, [1.0, 1.0])
+    w = leaf(np.ones((2, 2)))
+    (w * 2.0 + w.exp()).sum().backward()  # two paths meet at w: summed by the walk
+    np.testing.assert_allclose(w.grad, 2.0 + np.e)
+    assert w.grad.dtype == np.float32 and w.grad.flags.writeable
+
+
+def test_backward_frees_each_activation_once_its_node_is_done():
+    x = leaf(np.ones(4))
+    y = x * 2.0
+    z = y.exp()
+    seen = {}
+    ref = weakref.ref(y)
+    x.register_hook(lambda g: seen.update({"y alive at x": ref() is not None}))
+    loss = z.sum()
+    del y, z
+    gc.collect()
+    assert ref() is not None              # the graph holds it until backward
+    loss.backward()
+    assert seen == {"y alive at x": False}
+
+
 def test_gradients_have_their_inputs_shapes_under_broadcasting():
     a, b, c = leaf(np.ones((3, 1))), leaf(np.ones(4)), leaf(np.ones((2, 1, 1)))
     (a * b + c).sum().backward()

@@ -126,6 +126,8 @@ GRAD_CASES: dict[str, list] = {
     "attention": [(lambda qkv: apply("attention", qkv, CAUSAL3, n_head=2), [rand(2, 3, 12)])],
     "linear": [(lambda x, w, b: apply("linear", x, w, b), [rand(2, 3, 4), rand(4, 5), rand(5)]),
                (lambda x, w, b: apply("linear", x, w, b), [rand(4), rand(4, 2), rand(2)])],
+    "linear_t": [(lambda x, w: apply("linear_t", x, w), [rand(2, 3, 4), rand(5, 4)]),
+                 (lambda x, w: apply("linear_t", x, w), [rand(4), rand(2, 4)])],
 }
 
 # ops that cut the gradient path on purpose: a function of one float64 tensor

@@ -380,6 +380,12 @@ def test_fused_linear(shape):
           lambda x, w, b: x @ w + b)
 
 
+@covers("linear_t")
+@pytest.mark.parametrize("shape", [(5,), (3, 5), (2, 3, 5)])
+def test_fused_linear_t(shape):
+    check([shape, (4, 5)], lambda x, w: apply("linear_t", x, w), lambda x, w: x @ w.T)
+
+
 @covers("attention")
 @pytest.mark.parametrize("padded", [False, True])
 def test_fused_attention(padded):

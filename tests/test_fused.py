@@ -224,6 +224,26 @@ def test_fused_linear_gradcheck_and_skips_the_unneeded_input_gradient(rng):
     assert data.grad is None and w.grad is not None
 
 
+def test_cross_entropy_kernel_in_row_blocks_matches_the_reference(rng, monkeypatch):
+    from tinygrad_gpt.fast import kernels
+    monkeypatch.setattr(kernels, "ROW_BLOCK", 3 * 7000)      # 3 rows a block, 40 rows: 14 blocks
+    logits = rng.standard_normal((40, 7000)) * 5              # 280,000 elements: may split
+    targets = rng.integers(0, 7000, 40)
+    targets[[0, 17, 39]] = -100                               # ignored rows, one in each half
+    g = 0.7
+    res = []
+    for on in (True, False):
+        x = Tensor(logits.copy(), requires_grad=True)
+        with fast.enabled(on):
+            loss = F.cross_entropy(x, targets)
+        assert (loss.op == "cross_entropy") is on
+        loss.backward(np.asarray(g))
+        res.append((loss.data, x.grad))
+    np.testing.assert_allclose(res[0][0], res[1][0], rtol=1e-12)
+    np.testing.assert_allclose(res[0][1], res[1][1], rtol=1e-10, atol=1e-15)
+    assert not res[0][1][[0, 17, 39]].any()
+
+
 @pytest.mark.parametrize("shape", [(7,), (2, 5), (3, 1, 4)])
 def test_fast_embedding_backward_matches_the_reference_scatter(rng, shape):
     weight = rng.standard_normal((6, 3))

@@ -197,8 +197,11 @@ def _set_grads(ours, theirs, rng, scale=1.0):
 SHAPES = [(4, 3), (3,), (2, 5, 2)]
 
 
-def test_adamw_matches_torch_step_for_step_with_groups_and_lr_changes(rng):
+@pytest.mark.parametrize("block", [optim.AdamW.BLOCK, 5])   # 5: the update in many blocks
+def test_adamw_matches_torch_step_for_step_with_groups_and_lr_changes(rng, monkeypatch, block):
+    monkeypatch.setattr(optim.AdamW, "BLOCK", block)
     ours, theirs = _twin_params(rng, SHAPES)
+    ours[0].data = np.asfortranarray(ours[0].data)   # not C-contiguous: updated whole
     opt = optim.AdamW([{"params": [ours[0], ours[2]], "weight_decay": 0.1},
                        {"params": [ours[1]], "weight_decay": 0.0}],
                       lr=1e-2, betas=(0.9, 0.95), eps=1e-8)

@@ -78,20 +78,29 @@ def topological_order(root: "Tensor") -> list:
 
 def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool = False) -> None:
     """Push `grad` from root to every leaf, parents after all their children (reverse
-    topological order), summing the gradients that meet at a tensor."""
+    topological order), summing the gradients that meet at a tensor.
+    Memory: nodes are popped off the order as they are done, so a finished node's activations
+    go as soon as nothing else holds them; a sum made here (a tensor used twice, like a tied
+    embedding) belongs to the walk, so it is added to in place and a leaf takes it without a
+    copy. Any other gradient an op hands back may be shared (`a + b` gives both inputs the same
+    array), so a leaf copies it."""
     observers = tuple(STATE.observers)
     keep = retain_graph or any(o.keeps_graph for o in observers)
-    grads: dict = {id(root): grad}
-    for node in reversed(topological_order(root)):
-        g = grads.pop(id(node), None)
+    grads: dict = {id(root): (grad, False)}     # id -> (gradient, made here by summing)
+    order = topological_order(root)
+    while order:
+        node = order.pop()
+        g, ours = grads.pop(id(node), (None, False))
         if g is None:
             continue
-        g = _run_hooks(node, g)
+        hooked = _run_hooks(node, g)
+        ours, g = ours and hooked is g, hooked
         for o in observers:
             o.node(node, g)
         if node._backward is None:  # leaf: accumulate across backward calls, like PyTorch
             if node.grad is None:
-                node.grad = np.array(g, dtype=node.data.dtype)
+                ours = ours and g.dtype == node.data.dtype
+                node.grad = g if ours else np.array(g, dtype=node.data.dtype)
             else:
                 node.grad += g
             continue
@@ -108,8 +117,13 @@ def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool = False) -
             pg = _input_grad(node, p, pg)
             for o in observers:
                 o.edge(node, i, pg)
-            prev = grads.get(id(p))
-            grads[id(p)] = pg if prev is None else prev + pg
+            prev, prev_ours = grads.get(id(p), (None, False))
+            if prev is None:
+                grads[id(p)] = (pg, False)
+            elif prev_ours:
+                prev += pg
+            else:
+                grads[id(p)] = (prev + pg, True)
         if not keep:
             node._backward = FREED
             node._parents = ()

@@ -8,7 +8,7 @@ import contextlib
 from typing import Iterator
 
 from . import kernels, malloc, threads
-from .kernels import attention, cross_entropy, embedding, gelu, layer_norm, linear
+from .kernels import attention, cross_entropy, embedding, gelu, layer_norm, linear, linear_t
 from .threads import blas_threads
 
 _ON = False
@@ -49,4 +49,4 @@ def tune_process() -> dict:
 
 
 __all__ = ["is_enabled", "enable", "disable", "enabled", "tune_process", "blas_threads",
-           "kernels", "gelu", "linear", "layer_norm", "attention", "cross_entropy", "embedding"]
+           "kernels", "gelu", "linear", "linear_t", "layer_norm", "attention", "cross_entropy", "embedding"]

@@ -46,6 +46,8 @@ class LMHead(Module):
         self.weight = weight
 
     def forward(self, x: Tensor) -> Tensor:
+        if fast.is_enabled() and x.dtype == self.weight.dtype:
+            return fast.linear_t(x, self.weight)
         return x @ self.weight.T
 
 
