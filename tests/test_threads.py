@@ -275,9 +275,9 @@ def test_only_the_main_thread_with_no_other_worker_changes_the_spin():
             other.join()
 
 
-@pytest.mark.parametrize("new_tokens, use_cache, entered", [(6, True, 0), (14, True, 1),
-                                                            (6, False, 1)])
-def test_generate_asks_for_the_long_spin_only_when_it_recomputes_every_step(
+@pytest.mark.parametrize("new_tokens, use_cache, entered", [(1, True, 0), (6, True, 1),
+                                                            (14, True, 1), (6, False, 1)])
+def test_generate_asks_for_the_long_spin_from_its_second_forward(
         monkeypatch, new_tokens, use_cache, entered):
     import contextlib
 
