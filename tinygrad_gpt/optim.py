@@ -193,7 +193,7 @@ class AdamW(Optimizer):
                 else:
                     self._update(*arrays, lr, b1, b2, eps, wd, bc1, bc2)
 
-    BLOCK = 1 << 18   # elements: six arrays of a block (p, grad, m, v, two scratch) fit the L3 cache
+    BLOCK = 1 << 18   # elements: a block's six arrays (p, grad, m, v, two scratch) fit the L3
 
     def _update(self, p, grad, m, v, lr, b1, b2, eps, wd, bc1, bc2) -> None:
         """The update of one block in place, with two scratch arrays kept across steps: a block

@@ -94,7 +94,8 @@ def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool = False) -
         if g is None:
             continue
         hooked = _run_hooks(node, g)
-        ours, g = ours and hooked is g, hooked
+        if hooked is not g:                     # an array a hook returned is the hook's
+            g, ours = hooked, False
         for o in observers:
             o.node(node, g)
         if node._backward is None:  # leaf: accumulate across backward calls, like PyTorch

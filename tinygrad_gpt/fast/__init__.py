@@ -49,4 +49,5 @@ def tune_process() -> dict:
 
 
 __all__ = ["is_enabled", "enable", "disable", "enabled", "tune_process", "blas_threads",
-           "kernels", "gelu", "linear", "linear_t", "layer_norm", "attention", "cross_entropy", "embedding"]
+           "kernels", "gelu", "linear", "linear_t", "layer_norm", "attention", "cross_entropy",
+           "embedding"]
