@@ -353,8 +353,9 @@ def cross_entropy_op(logits, targets, *, ignore_index: int = -100):
     ignore_index are dropped; none kept gives 0);  dlogits = (softmax - onehot) kept / n.
     log_softmax is written once, block of rows by block of rows (exp into a block-sized
     scratch), so besides the logits one (N, V) array is alive, not three; halves of the rows
-    may run on two cores (split_halves). At GPT-2's vocabulary (50,257) and 1,024 rows that is
-    1.6 s down to 0.2 s and 600 MB of temporaries down to 206 MB."""
+    may run on two cores (split_halves). At GPT-2's vocabulary (50,257) and 1,024 rows, alone
+    on two threads: forward 0.24 -> 0.10 s, backward 0.17 -> 0.12 s, and 618 MB of temporaries
+    down to 206 MB."""
     n_rows, v = logits.shape
     keep = targets != ignore_index
     count = int(keep.sum())
