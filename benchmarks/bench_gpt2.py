@@ -1,12 +1,14 @@
 """GPT-2 124M shape (vocab 50,257, width 768, 12 layers, 12 heads, context 1,024; random
 weights, float32) against PyTorch with the same weights: cached greedy generation (ours,
 transformers' `generate`, a nanoGPT-style loop with a preallocated KV cache) beside the
-memory-bandwidth bound, a training step (context 256, batch 4, AdamW) with its peak memory, and
-ours / PyTorch from tiny to 124M.
+memory-bandwidth bound and beside the same matrix-vector products run alone (what numpy's BLAS
+reaches), a training step (context 256, batch 4, AdamW) with its peak memory, and ours /
+PyTorch from tiny to 124M. A line per worker process says how many are done and the time left.
 
     python benchmarks/bench_gpt2.py --quick        # 32 tokens, one training row (17.7 min on
                                                    # a 2-core VM that others kept overloaded)
     python benchmarks/bench_gpt2.py                # everything: 3 rounds, 32 and 256 tokens
+    python benchmarks/bench_gpt2.py --rounds 2 --repeats 2 --steps 2   # 23 min, idle VM
     python benchmarks/bench_gpt2.py --profile-gen  # cProfile of our 124M generation
 
 Two-thread figures come from one process per implementation (alternating which goes first);
@@ -224,7 +226,23 @@ def run_worker(impl: str, task: str, threads: int, weights: str, a) -> dict:
     res = subprocess.run(cmd, env=bg.child_env(threads), capture_output=True, text=True)
     if res.returncode:
         raise RuntimeError(f"worker {impl} {task} failed:\n{res.stderr}")
+    a.progress.update(last=f"{impl} {task}, {threads} thread{'s' if threads > 1 else ''}")
     return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def processes(a) -> int:
+    """How many worker processes the tables asked for start (the progress line's total)."""
+    tables = a.only.split(",")
+    n = 0
+    if "gen" in tables:
+        n += sum(a.rounds * (1 if t == 1 else 3) for _ in a.tokens for t in a.gen_threads)
+    if "train" in tables:
+        n += 2 * a.rounds * len(a.train_threads)
+    if "scale" in tables:
+        for size in a.sizes:
+            trains = not a.quick and not (size == "124M" and "train" in tables)
+            n += 2 * a.rounds * (2 if trains else 1)
+    return n
 
 
 def copy_bandwidth() -> dict:
@@ -261,7 +279,6 @@ def rounds(impls: list, task: str, threads: int, weights: str, a) -> dict:
         order = impls if r % 2 == 0 else impls[::-1]
         for impl in order:
             res[impl].append(run_worker(impl, task, threads, weights, a))
-        print(f"  {task}, {threads} thread(s): round {r + 1}/{a.rounds}", file=sys.stderr)
     return res
 
 
@@ -386,8 +403,11 @@ def main() -> None:
     if a.quick:
         a.rounds, a.steps, a.repeats, a.quiet_s = 1, 1, 2, min(a.quiet_s, 5)
     from tinygrad_gpt import GPT, GPTConfig, fast
+    from tinygrad_gpt.progress import Progress
     fast.enable()
     fast.tune_process()
+    a.progress = Progress(processes(a), "bench_gpt2", unit="worker", bar="plain", every=1,
+                          file=sys.stderr)
     t0 = time.time()
     cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
                 if ln.startswith("model name")), "?")
