@@ -43,8 +43,8 @@ def small_png(src: Path, dst: Path) -> int:
 
 def pick(pictures: list[str], folder: Path, number: int) -> Path | None:
     pngs = []
-    for p in pictures:
-        path = Path(p) if Path(p).is_absolute() else folder / p
+    for p in pictures:   # results.json names them relative to where the lab ran: look in folder
+        path = folder / Path(p).name
         if path.with_suffix(".png").exists():
             pngs.append(path.with_suffix(".png"))
     for p in pngs:
