@@ -78,12 +78,7 @@ class Ours:
                                    betas=BETAS, eps=EPS)
             self.x, self.y = train_batch()
 
-    def train_step(self) -> float:
-        self.opt.zero_grad()
-        _, loss = self.model(self.x, self.y)
-        loss.backward()
-        self.opt.step()
-        return float(loss.item())
+    train_step = bg.Ours.train_step        # the same step as bench_gpt.py's
 
     def generate(self, n: int) -> np.ndarray:
         return self.model.generate(prompt(), n, top_k=1, use_cache=True)
@@ -124,12 +119,7 @@ class NanoGPT:
         else:
             self.model.eval()
 
-    def train_step(self) -> float:
-        self.opt.zero_grad(set_to_none=True)
-        _, loss = self.model(self.x, self.y)
-        loss.backward()
-        self.opt.step()
-        return float(loss.item())
+    train_step = bg.Torch.train_step
 
     def generate(self, n: int) -> np.ndarray:
         return self.model.generate(self.torch.from_numpy(prompt()), n, True).numpy()
